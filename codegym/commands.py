@@ -1,0 +1,108 @@
+"""Core CLI commands: ``eval-references`` and ``doctor``."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from codegym import problems as problem_sources
+from codegym.execution import Executor
+
+
+def eval_references(
+    source: Annotated[str, typer.Argument(help="Data set name (humaneval, mbpp, ...) or path to a problems file.")],
+    split: Annotated[Optional[str], typer.Option(help="Only this split (e.g. test, train).")] = None,
+    format: Annotated[Optional[str], typer.Option(help="File format, if detection picks the wrong one.")] = None,
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip malformed lines (each is reported).")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds per program.")] = 10.0,
+    workers: Annotated[Optional[int], typer.Option(help="Sandbox processes (default: one per CPU).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line: total, passed, not_passed, ...")] = False,
+) -> None:
+    """Run every reference solution against its own tests in the sandbox and report what did not pass."""
+    console = Console(stderr=as_json)
+    try:
+        loaded = problem_sources.load(source, split=split, format=format, skip_invalid=skip_invalid)
+    except problem_sources.ProblemLoadError as exc:
+        raise typer.BadParameter(str(exc), param_hint="SOURCE") from None
+    with_reference = [p for p in loaded if p.reference is not None]
+    without = [p.task_id for p in loaded if p.reference is None]
+    start = time.perf_counter()
+    with Executor(workers) as executor:
+        results = executor.run_many(
+            [(p.reference_program(), list(p.tests)) for p in with_reference], timeout=timeout, progress=not as_json
+        )
+    elapsed = time.perf_counter() - start
+    outcomes = Counter(r.outcome for r in results)
+    failures = [(p, r) for p, r in zip(with_reference, results) if not r.passed]
+
+    table = Table(title=f"References of {source}" + (f" ({split})" if split else ""))
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("problems", str(len(loaded)))
+    table.add_row("passed", str(outcomes["passed"]))
+    for outcome in ("failed", "runtime_error", "syntax_error", "timeout"):
+        table.add_row(outcome, str(outcomes[outcome]))
+    table.add_row("no reference", str(len(without)))
+    table.add_row("programs/s", f"{len(results) / elapsed:.1f}" if elapsed else "-")
+    console.print(table)
+    if failures:
+        detail = Table(title="Not passed")
+        for column in ("task_id", "outcome", "tests passed", "last error line"):
+            detail.add_column(column)
+        for problem, result in failures:
+            last = next((line for line in reversed(result.stderr_tail.splitlines()) if line.strip()), "")
+            detail.add_row(problem.task_id, result.outcome, f"{result.n_passed}/{result.n_tests}", last[:80])
+        console.print(detail)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "source": source,
+                    "split": split,
+                    "total": len(loaded),
+                    "passed": outcomes["passed"],
+                    "not_passed": [p.task_id for p, _ in failures] + without,
+                    "outcomes": dict(outcomes),
+                    "programs_per_s": len(results) / elapsed if elapsed else None,
+                }
+            )
+        )
+
+
+def doctor() -> None:
+    """Show what the sandbox enforces on this machine (Landlock, network, uid, limits)."""
+    console = Console()
+    with Executor(workers=1) as executor:
+        caps = executor.capabilities()
+        probe = executor.run("def f():\n    return 1\n", ["assert f() == 1"], timeout=10)
+    table = Table(title="codegym sandbox")
+    table.add_column("protection")
+    table.add_column("status")
+    rows = [
+        ("fork per program from a warm worker", "yes"),
+        ("own session / process group, killed as a whole", "yes"),
+        ("resource limits", ", ".join(caps["rlimits"])),
+        ("empty environment, only the result pipe open", "yes"),
+        ("unprivileged uid", f"yes (uid {caps['sandbox_uid']})" if caps["sandbox_uid"] is not None else "no (not root)"),
+        ("no network (empty network namespace)", _yes(caps["network_namespace"])),
+        ("Landlock ABI", str(caps["landlock_abi"]) if caps["landlock_abi"] else "unavailable"),
+        ("writes only in the temporary directory (Landlock)", _yes(caps["landlock_filesystem"])),
+        ("no TCP bind/connect (Landlock)", _yes(caps["landlock_network"])),
+        ("no signals to outside processes (Landlock scope)", _yes(caps["landlock_signals"])),
+        ("orphans collected by the worker (subreaper)", _yes(caps["subreaper"])),
+        ("memory limit", f"{caps['limits']['memory_bytes'] >> 20} MiB"),
+        ("probe program", probe.outcome),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no (kernel or permissions do not allow it)"

@@ -1,0 +1,510 @@
+"""A sandbox worker: a long-lived, clean process that forks one locked-down child per program.
+
+This file runs as a script (``python -I -X utf8 _worker.py CONFIG``), never imported by codegym, so
+the worker holds nothing but the standard library and the modules programs commonly need. It is
+the trusted side's hand in the sandbox: it never runs untrusted code itself. For each job it
+
+1. forks a child that drops every privilege it can before running a byte of the program
+   (own session, resource limits, empty environment, only the result pipe left open, Landlock,
+   an unprivileged uid when started as root) and then runs the harness;
+2. waits for the child with a wall-clock deadline, kills the child's process group and every
+   descendant that outlived it (the worker is a child subreaper, so orphans come back to it), and
+3. relays the child's raw messages, its exit status and the tail of its stderr to the parent,
+   which decides the verdict. The child never sees expected values, only expressions to evaluate.
+
+Protocol with the parent, on the worker's stdin/stdout: frames of a 4-byte big-endian length and
+a body. Parent -> worker: one JSON job per frame. Worker -> parent: a JSON hello after start-up,
+then per job a JSON header frame followed by one frame with the child's raw message bytes.
+Child -> worker (fd 3): frames of JSON messages, see `harness`.
+"""
+
+import builtins
+import collections
+import ctypes
+import fcntl
+import gc
+import io
+import json
+import math
+import os
+import re
+import resource
+import select
+import shutil
+import signal
+import struct
+import sys
+import time
+import traceback
+
+# Modules programs commonly import, loaded once here so a forked child gets them for free.
+for _name in (
+    "abc", "array", "bisect", "cmath", "collections", "copy", "dataclasses", "datetime", "decimal",
+    "enum", "fractions", "functools", "hashlib", "heapq", "itertools", "operator", "random", "re",
+    "statistics", "string", "textwrap", "typing", "unicodedata", "collections.abc",
+):  # fmt: skip
+    try:
+        __import__(_name)
+    except ImportError:
+        pass
+
+_HEADER = struct.Struct(">I")
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+_PR_SET_NO_NEW_PRIVS = 38
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_KEEPCAPS = 8
+_CAP_DAC_READ_SEARCH = 2
+_CLONE_NEWNET = 0x40000000
+_SYS_LANDLOCK = {"create_ruleset": 444, "add_rule": 445, "restrict_self": 446}
+
+# Landlock access rights (linux/landlock.h).
+_FS_EXECUTE, _FS_WRITE_FILE, _FS_READ_FILE, _FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+_FS_MODIFY_DIR = sum(1 << b for b in range(4, 13))  # remove and make files, dirs, links, nodes
+_FS_REFER = 1 << 13  # ABI 2
+_FS_TRUNCATE = 1 << 14  # ABI 3
+_FS_FILE_ONLY = _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE
+_FS_READ = _FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR
+_NET_TCP = 1 | 2  # ABI 4: bind and connect
+_SCOPE_ALL = 1 | 2  # ABI 6: abstract unix sockets and signals
+
+
+# ------------------------------------------------------------------------------------------------
+# Framing.
+
+
+def _read_exact(fd, n):
+    chunks = []
+    while n:
+        chunk = os.read(fd, n)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _send(fd, body):
+    _write_all(fd, _HEADER.pack(len(body)) + body)
+
+
+def _recv(fd):
+    head = _read_exact(fd, 4)
+    if head is None:
+        return None
+    return _read_exact(fd, _HEADER.unpack(head)[0])
+
+
+# ------------------------------------------------------------------------------------------------
+# What the kernel offers, detected once at start-up.
+
+
+def _landlock_abi():
+    try:
+        abi = _libc.syscall(_SYS_LANDLOCK["create_ruleset"], None, 0, 1)  # LANDLOCK_CREATE_RULESET_VERSION
+    except Exception:
+        return 0
+    return max(abi, 0)
+
+
+class _PathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+def readable_roots():
+    """What a program may read: this Python's installation and the system's libraries, nothing else
+    (no home directories, no project files, no /etc secrets)."""
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    roots.add(os.path.dirname(os.path.realpath(sys.executable)))
+    roots.update(p for p in sys.path if p)
+    roots.update(("/usr", "/lib", "/lib64", "/bin", "/proc", "/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"))
+    roots.update("/etc/" + name for name in ("localtime", "ld.so.cache", "passwd", "group", "nsswitch.conf", "mime.types"))
+    return sorted(os.path.realpath(r) for r in roots if os.path.exists(r))
+
+
+def _landlock_ruleset(abi, writable_dir):
+    """A Landlock ruleset fd: read only `readable_roots`, write only beneath ``writable_dir``,
+    no TCP, and (ABI >= 6) no signals or abstract sockets out of the sandbox. -1 when unavailable."""
+    if abi < 1:
+        return -1
+    fs = _FS_READ | _FS_WRITE_FILE | _FS_MODIFY_DIR | (_FS_REFER if abi >= 2 else 0) | (_FS_TRUNCATE if abi >= 3 else 0)
+    attr = (ctypes.c_uint64 * 3)(fs, _NET_TCP if abi >= 4 else 0, _SCOPE_ALL if abi >= 6 else 0)
+    size = 24 if abi >= 6 else 16 if abi >= 4 else 8
+    ruleset = _libc.syscall(_SYS_LANDLOCK["create_ruleset"], ctypes.byref(attr), size, 0)
+    if ruleset < 0:
+        return -1
+    rules = [(path, _FS_READ) for path in readable_roots()]
+    rules += [(writable_dir, fs), ("/dev/null", _FS_READ | _FS_WRITE_FILE)]
+    for path, rights in rules:
+        if not os.path.isdir(path):
+            rights &= _FS_FILE_ONLY & fs
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        rule = _PathBeneath(rights, fd)
+        ok = _libc.syscall(_SYS_LANDLOCK["add_rule"], ruleset, 1, ctypes.byref(rule), 0) == 0
+        os.close(fd)
+        if not ok:
+            os.close(ruleset)
+            return -1
+    return ruleset
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _become(uid, keep_read_search):
+    """Switch to ``uid`` with no capability but, if asked, CAP_DAC_READ_SEARCH: the sandbox user
+    must read this Python's files even where they sit in a private home (pyenv under /root), while
+    Landlock limits what it can read to `readable_roots`."""
+    _libc.prctl(_PR_SET_KEEPCAPS, 1 if keep_read_search else 0, 0, 0, 0)
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+    data = (_CapData * 2)()
+    if keep_read_search:
+        data[0].effective = data[0].permitted = 1 << _CAP_DAC_READ_SEARCH
+    if _libc.capset(ctypes.byref(_CapHeader(0x20080522, 0)), data) != 0:
+        os._exit(72)
+
+
+# ------------------------------------------------------------------------------------------------
+# The child: lock down, then run the harness. Nothing here returns.
+
+
+class _Sink(io.TextIOBase):
+    """Where the program's print() goes: counted and dropped (verdicts never depend on output)."""
+
+    def writable(self):
+        return True
+
+    def write(self, s):
+        return len(s)
+
+
+class _Unserializable(Exception):
+    pass
+
+
+_type, _len, _float_hex, _isfinite, _hex = type, len, float.hex, math.isfinite, hex
+_int, _float, _str, _bytes, _bool = int, float, str, bytes, bool
+_list, _tuple, _dict, _set, _frozenset, _none = list, tuple, dict, set, frozenset, type(None)
+_complex, _dict_items, _Match = complex, dict.items, re.Match
+_DICT_SUBCLASSES = (collections.Counter, collections.OrderedDict, collections.defaultdict)
+_dumps, _write, _exit, _compile, _eval, _exec = json.dumps, os.write, os._exit, compile, eval, exec
+_MAX_NODES = 1_000_000
+
+
+def _encode(value, budget, depth=0):
+    """A JSON-able image of a value made only of exact builtin types; anything else is refused."""
+    budget[0] -= 1
+    if budget[0] < 0 or depth > 200:
+        raise _Unserializable("value too large or too deep")
+    t = _type(value)
+    if t is _none or t is _bool or t is _str:
+        return value
+    if t is _int:
+        return value if -(2**53) < value < 2**53 else {"i": _hex(value)}
+    if t is _float:
+        return value if _isfinite(value) else {"f": _float_hex(value)}
+    if t is _list:
+        return [_encode(v, budget, depth + 1) for v in value]
+    if t is _tuple:
+        return {"t": [_encode(v, budget, depth + 1) for v in value]}
+    if t is _dict:
+        return {"d": [[_encode(k, budget, depth + 1), _encode(v, budget, depth + 1)] for k, v in value.items()]}
+    if t is _set or t is _frozenset:
+        return {"s" if t is _set else "z": [_encode(v, budget, depth + 1) for v in value]}
+    if t is _bytes:
+        return {"b": value.hex()}
+    if t is _complex:
+        return {"c": [_encode(value.real, budget, depth + 1), _encode(value.imag, budget, depth + 1)]}
+    if t in _DICT_SUBCLASSES:  # compared as the plain dict they hold, with dict's own iteration
+        return {"d": [[_encode(k, budget, depth + 1), _encode(v, budget, depth + 1)] for k, v in _dict_items(value)]}
+    raise _Unserializable(t.__name__)
+
+
+def _message(obj):
+    body = _dumps(obj).encode()
+    _write_all(3, _HEADER.pack(_len(body)) + body)
+
+
+def harness(job):
+    """Run the program, then each step in order, reporting one message per step on fd 3.
+
+    Steps are "e" (evaluate an expression), "t" (the same, for a truth test) or "s" (run a
+    statement). Messages: ["p", "syntax"|"ok"|"x", exc] for the program; then per step i
+    [i, "v", encoded] (an expression's value), [i, "u"] (value not serializable),
+    [i, "ok"] / [i, "f"] (a statement ran / raised AssertionError), [i, "x", exc] (raised);
+    then ["end"]. The program sees none of the expected values: those stay with the parent.
+    """
+    sys.stdout = _Sink()
+    try:
+        code = _compile(job["program"], "<program>", "exec", dont_inherit=True)
+    except BaseException as exc:  # SyntaxError, ValueError (null bytes), RecursionError, MemoryError
+        traceback.print_exception(_type(exc), exc, None, file=sys.__stderr__)
+        _message(["p", "syntax"])
+        _exit(0)
+    namespace = {"__name__": "__program__", "__builtins__": builtins}
+    try:
+        _exec(code, namespace)
+    except BaseException as exc:
+        traceback.print_exc(file=sys.__stderr__)
+        _message(["p", "x", _type(exc).__name__[:100]])
+        _exit(0)
+    _message(["p", "ok"])
+    for index, kind, source in job["steps"]:
+        try:
+            if kind in "et":
+                value = _eval(_compile(source, "<test>", "eval", dont_inherit=True), namespace)
+                if kind == "t" and _type(value) is _Match:  # truth test: a match object is always true
+                    value = True
+                try:
+                    message = [index, "v", _encode(value, [_MAX_NODES])]
+                except _Unserializable:
+                    message = [index, "u"]
+            else:
+                _exec(_compile(source, "<test>", "exec", dont_inherit=True), namespace)
+                message = [index, "ok"]
+        except AssertionError:
+            message = [index, "f"] if kind == "s" else [index, "x", "AssertionError"]
+        except BaseException as exc:
+            traceback.print_exc(file=sys.__stderr__)
+            message = [index, "x", _type(exc).__name__[:100]]
+        _message(message)
+    _message(["end"])
+    _exit(0)
+
+
+def _child(job, cfg, workdir, result_fd, stderr_fd, ruleset):
+    os.setsid()
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if ruleset >= 0:
+        ruleset = fcntl.fcntl(ruleset, fcntl.F_DUPFD, 10)  # out of the way of fds 0-4 set up below
+    devnull = os.open("/dev/null", os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    os.dup2(stderr_fd, 2)
+    os.dup2(result_fd, 3)
+    if ruleset >= 0:
+        os.dup2(ruleset, 4)
+        ruleset = 4
+    os.closerange(5 if ruleset >= 0 else 4, 1 << 16)
+    os.chdir(workdir)
+    os.environ.clear()
+    limits = job["limits"]
+    cpu = int(math.ceil(job["timeout"])) + 1
+    for which, value in (
+        (resource.RLIMIT_CPU, (cpu, cpu + 1)),
+        (resource.RLIMIT_AS, (limits["memory_bytes"],) * 2),
+        (resource.RLIMIT_FSIZE, (limits["file_size_bytes"],) * 2),
+        (resource.RLIMIT_NOFILE, (limits["open_files"],) * 2),
+        (resource.RLIMIT_NPROC, (cfg["nproc_base"] + limits["processes"],) * 2),
+        (resource.RLIMIT_CORE, (0, 0)),
+    ):
+        resource.setrlimit(which, value)
+    _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    confined = ruleset >= 0
+    if confined:
+        if _libc.syscall(_SYS_LANDLOCK["restrict_self"], ruleset, 0) != 0:
+            os._exit(71)  # promised isolation could not be applied: refuse to run the program
+        os.close(ruleset)
+    if cfg["uid"] is not None:
+        _become(cfg["uid"], keep_read_search=confined)
+    harness(job)
+
+
+# ------------------------------------------------------------------------------------------------
+# The worker.
+
+
+def _children():
+    """Pids of this worker's live children (the subreaper collects orphaned descendants here)."""
+    me = os.getpid()
+    try:
+        with open(f"/proc/self/task/{me}/children") as fh:
+            return [int(p) for p in fh.read().split()]
+    except OSError:
+        pass
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == me:
+                        kids.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return kids
+
+
+def _kill_descendants():
+    """SIGKILL and reap every process left behind, including ones that forked while we killed."""
+    for _ in range(10_000):
+        kids = _children()
+        if not kids:
+            return
+        for pid in kids:
+            for kill in (os.killpg, os.kill):
+                try:
+                    kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
+def _clear_dir(workdir):
+    for entry in os.scandir(workdir):
+        if entry.is_dir(follow_symlinks=False):
+            for root, dirs, _ in os.walk(entry.path):
+                for d in dirs:
+                    try:
+                        os.chmod(os.path.join(root, d), 0o700)
+                    except OSError:
+                        pass
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
+
+
+def _run_job(job, cfg, workdir, ruleset):
+    timeout = float(job["timeout"])
+    cap = int(job["limits"]["message_bytes"])
+    read_fd, write_fd = os.pipe()
+    stderr_fd = os.memfd_create("stderr")
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_fd)
+            _child(job, cfg, workdir, write_fd, stderr_fd, ruleset)
+        finally:
+            os._exit(70)
+    os.close(write_fd)
+    pidfd = os.pidfd_open(pid)
+    poller = select.poll()
+    poller.register(read_fd, select.POLLIN)
+    poller.register(pidfd, select.POLLIN)
+    payload = bytearray()
+    deadline = start + timeout
+    ended = timed_out = overflow = False
+    while not ended:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            timed_out = True
+            break
+        for fd, _ in poller.poll(remaining * 1000):
+            if fd == pidfd:
+                ended = True
+            elif fd == read_fd:
+                chunk = os.read(read_fd, 1 << 16)
+                if chunk:
+                    payload += chunk
+                    overflow = len(payload) > cap
+                else:
+                    poller.unregister(read_fd)
+        if overflow:
+            break
+    duration = time.monotonic() - start
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    _, status = os.waitpid(pid, 0)
+    os.set_blocking(read_fd, False)
+    while len(payload) <= cap:
+        try:
+            chunk = os.read(read_fd, 1 << 16)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        payload += chunk
+    os.close(read_fd)
+    os.close(pidfd)
+    _kill_descendants()
+    size = os.lseek(stderr_fd, 0, os.SEEK_END)
+    os.lseek(stderr_fd, max(0, size - 4096), os.SEEK_SET)
+    stderr_tail = os.read(stderr_fd, 4096).decode("utf-8", "replace")
+    os.close(stderr_fd)
+    _clear_dir(workdir)
+    header = {
+        "id": job["id"],
+        "timed_out": timed_out,
+        "overflow": overflow or len(payload) > cap,
+        "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+        "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+        "duration": duration,
+        "stderr_tail": stderr_tail,
+    }
+    return header, bytes(payload[: cap + 1])
+
+
+def _setup(cfg):
+    """Apply the worker-wide protections and describe them (reported by ``codegym doctor``)."""
+    caps = {"python": sys.version.split()[0], "pid": os.getpid()}
+    caps["subreaper"] = _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    caps["network_namespace"] = _libc.unshare(_CLONE_NEWNET) == 0 if cfg["isolate_network"] else False
+    if os.geteuid() == 0 and cfg["drop_privileges"]:
+        cfg["uid"] = cfg["uid_base"] + os.getpid()
+        cfg["nproc_base"] = 0
+    else:
+        cfg["uid"] = None
+        cfg["nproc_base"] = sum(1 for e in os.listdir("/proc") if e.isdigit() and os.stat(f"/proc/{e}").st_uid == os.getuid())
+    caps["sandbox_uid"] = cfg["uid"]
+    base = os.path.join(cfg["tmp_root"], f"codegym-sandbox-{os.getpid()}")
+    os.makedirs(base, mode=0o711)
+    workdir = os.path.join(base, "work")
+    os.mkdir(workdir, 0o700)
+    if cfg["uid"] is not None:
+        os.chown(workdir, cfg["uid"], cfg["uid"])
+    abi = _landlock_abi() if cfg["landlock"] else 0
+    ruleset = _landlock_ruleset(abi, workdir)
+    caps["landlock_abi"] = abi if ruleset >= 0 else 0
+    caps["landlock_filesystem"] = ruleset >= 0
+    caps["landlock_network"] = ruleset >= 0 and abi >= 4
+    caps["landlock_signals"] = ruleset >= 0 and abi >= 6
+    if ruleset >= 0:
+        os.set_inheritable(ruleset, False)
+    caps["rlimits"] = ["cpu", "address_space", "file_size", "open_files", "processes", "core"]
+    return base, workdir, ruleset, caps
+
+
+def main():
+    cfg = json.loads(sys.argv[1])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the user's terminal is the parent's to handle
+    base, workdir, ruleset, caps = _setup(cfg)
+    _send(1, _dumps({"ready": True, "capabilities": caps}).encode())
+    gc.freeze()  # keep the pre-fork heap shared between children
+    try:
+        while True:
+            body = _recv(0)
+            if body is None:
+                break
+            header, payload = _run_job(json.loads(body), cfg, workdir, ruleset)
+            _send(1, _dumps(header).encode())
+            _send(1, payload)
+    finally:
+        _kill_descendants()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

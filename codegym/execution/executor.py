@@ -1,0 +1,350 @@
+"""The `Executor`: run untrusted programs against unit tests and decide verdicts outside the sandbox."""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import signal
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from codegym.execution.plans import Plan, judge, plan_test
+from codegym.execution.pool import Backend, Limits, LocalPool, RawJob, RawOutcome
+from codegym.execution.result import ExecResult
+from codegym.execution.values import MalformedValue, decode, loads
+
+__all__ = ["EvalResult", "Evaluated", "Executor", "default_executor"]
+
+Job = tuple[str, Sequence[str]] | tuple[str, Sequence[str], float]
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """One expression's fate: ``ok`` (``value`` holds it), ``error`` (``error`` names the exception
+    type), ``unserializable`` (not made only of builtin types) or ``not_run``."""
+
+    status: str
+    value: Any = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """The values of expressions evaluated after a program ran in the sandbox.
+
+    ``outcome``: ``ok``, ``syntax_error``, ``runtime_error`` (the program itself raised, crashed or
+    broke the protocol) or ``timeout``.
+    """
+
+    outcome: str
+    values: tuple[Evaluated, ...]
+    duration: float = 0.0
+    stderr_tail: str = ""
+
+
+class _Protocol(Exception):
+    """The child's messages are not what the harness sends: tampering or a crash mid-write."""
+
+
+def _messages(payload: bytes) -> list[Any]:
+    out = []
+    view = memoryview(payload)
+    while view:
+        if len(view) < 4:
+            raise _Protocol("truncated frame")
+        size = int.from_bytes(view[:4], "big")
+        if len(view) < 4 + size:
+            raise _Protocol("truncated frame")
+        try:
+            out.append(loads(bytes(view[4 : 4 + size])))
+        except MalformedValue as exc:
+            raise _Protocol(str(exc)) from None
+        view = view[4 + size :]
+    return out
+
+
+@dataclass
+class _Parsed:
+    """A child's report, checked against the exact sequence the harness must have sent."""
+
+    program: str  # "ok", "syntax", "x", or "missing"
+    steps: dict[int, list[Any]]
+    complete: bool  # ended with ["end"] and a clean exit
+
+
+def _parse(raw: RawOutcome, expected_steps: Sequence[int]) -> _Parsed:
+    if raw.overflow:
+        raise _Protocol("the program reported more than the message cap")
+    messages = _messages(raw.payload)
+    if not messages:
+        return _Parsed("missing", {}, False)
+    first = messages[0]
+    if not (isinstance(first, list) and len(first) >= 2 and first[0] == "p" and first[1] in ("ok", "syntax", "x")):
+        raise _Protocol("first message is not the program's")
+    if first[1] != "ok":
+        if len(messages) > 1:
+            raise _Protocol("messages after the program failed")
+        return _Parsed(first[1], {}, raw.exit_code == 0)
+    steps: dict[int, list[Any]] = {}
+    order = iter(expected_steps)
+    complete = False
+    for position, message in enumerate(messages[1:], start=1):
+        if message == ["end"]:
+            if position != len(messages) - 1 or len(steps) != len(expected_steps):
+                raise _Protocol("end message out of place")
+            complete = raw.exit_code == 0 and not raw.timed_out
+            break
+        index = next(order, None)
+        if not (isinstance(message, list) and len(message) >= 2 and message[0] == index and index is not None):
+            raise _Protocol("step message out of order")
+        steps[index] = message
+    return _Parsed("ok", steps, complete)
+
+
+def _step_value(message: list[Any]) -> tuple[str, Any, str]:
+    """(status, value, error) of an expression step's message."""
+    kind = message[1]
+    if kind == "v" and len(message) == 3:
+        try:
+            return "ok", decode(message[2]), ""
+        except MalformedValue as exc:
+            raise _Protocol(str(exc)) from None
+    if kind == "u" and len(message) == 2:
+        return "unserializable", None, ""
+    if kind == "x" and len(message) == 3 and isinstance(message[2], str):
+        return "error", None, message[2][:100]
+    raise _Protocol("malformed step message")
+
+
+class Executor:
+    """Runs untrusted programs against tests in a pool of hardened sandbox processes.
+
+    Each test is a Python snippet that raises on failure, typically ``assert f(x) == y``. For
+    assert-shaped tests only the call is evaluated in the sandbox and the expected value is compared
+    outside it (see `codegym.execution.plans`), so a program can neither see nor forge it. Verdicts
+    are cached by content hash. Use as a context manager, or call `close`.
+
+    Args:
+        workers: sandbox processes (default: one per usable CPU).
+        limits: resource limits per program (`Limits`).
+        cache_size: how many results to remember (0 turns the cache off).
+        backend: where programs run; default a `LocalPool` of ``workers`` processes.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        limits: Limits | None = None,
+        cache_size: int = 4096,
+        backend: Backend | None = None,
+    ) -> None:
+        self.limits = limits or Limits()
+        self.backend: Backend = backend or LocalPool(workers)
+        self._cache: OrderedDict[str, ExecResult] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+        self._background: ThreadPoolExecutor | None = None
+        self._closed = False
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the sandbox processes; nothing is left running."""
+        self._closed = True
+        if self._background is not None:
+            self._background.shutdown(wait=True)
+        with self._lock:
+            self.backend.close()
+
+    def capabilities(self) -> dict[str, Any]:
+        """What the sandbox enforces here (Landlock ABI, network namespace, uid, limits)."""
+        with self._lock:
+            caps = self.backend.capabilities()
+        caps["limits"] = self.limits.as_dict()
+        return caps
+
+    # -- tests ----------------------------------------------------------------------------------
+
+    def run(self, program: str, tests: Sequence[str], timeout: float = 5.0) -> ExecResult:
+        """Run ``program`` then each test; the verdict is decided here, never by the program."""
+        return self.run_many([(program, tests)], timeout=timeout)[0]
+
+    def run_many(self, jobs: Iterable[Job], timeout: float = 5.0, progress: bool = False) -> list[ExecResult]:
+        """Run many (program, tests[, timeout]) jobs on all workers; results in input order."""
+        self._check_open()
+        normal = [(j[0], tuple(j[1]), float(j[2]) if len(j) > 2 else float(timeout)) for j in jobs]  # type: ignore[misc]
+        for program, tests, limit in normal:
+            if not isinstance(program, str) or not all(isinstance(t, str) for t in tests):
+                raise TypeError("a job is (program: str, tests: list[str][, timeout: float])")
+            if limit <= 0:
+                raise ValueError(f"timeout must be positive, got {limit}")
+        keys = [self._key(p, t, limit) for p, t, limit in normal]
+        results: list[ExecResult | None] = [self._cached(k) for k in keys]
+        todo = [i for i, r in enumerate(results) if r is None]
+        plans = {i: [plan_test(t) for t in normal[i][1]] for i in todo}
+        raw_jobs = [
+            RawJob(
+                normal[i][0],
+                [(n, p.step, p.source) for n, p in enumerate(plans[i]) if p.kind != "const"],
+                normal[i][2],
+                self.limits,
+            )
+            for i in todo
+        ]
+        raws = self._run_raw(raw_jobs, progress, total=len(normal), done=len(normal) - len(todo))
+        for i, raw in zip(todo, raws):
+            results[i] = self._verdict(plans[i], raw)
+            self._remember(keys[i], results[i])  # type: ignore[arg-type]
+        return results  # type: ignore[return-value]
+
+    def submit(self, jobs: Iterable[Job], timeout: float = 5.0) -> Future[list[ExecResult]]:
+        """`run_many` in the background: returns at once, so generation can overlap execution."""
+        if self._background is None:
+            self._background = ThreadPoolExecutor(1, thread_name_prefix="codegym-executor")
+        return self._background.submit(self.run_many, list(jobs), timeout)
+
+    @staticmethod
+    def _verdict(plans: Sequence[Plan], raw: RawOutcome) -> ExecResult:
+        n = len(plans)
+        status = ["not_run"] * n
+        trusted = tuple(p.trusted for p in plans)
+        stderr = raw.stderr_tail
+        try:
+            parsed = _parse(raw, [i for i, p in enumerate(plans) if p.kind != "const"])
+        except _Protocol as exc:
+            stderr += f"\n[codegym] verdict refused: {exc}"
+            return ExecResult("runtime_error", (False,) * n, tuple(status), trusted, raw.duration, stderr)
+        if parsed.program == "syntax":
+            return ExecResult("syntax_error", (False,) * n, tuple(status), trusted, raw.duration, stderr)
+        if parsed.program == "ok":
+            for i, plan in enumerate(plans):
+                if plan.kind == "const":
+                    status[i] = "passed" if plan.verdict else "failed"
+                elif i in parsed.steps:
+                    status[i] = _test_status(plan, parsed.steps[i])
+        if raw.worker_lost:
+            stderr += "\n[codegym] the sandbox worker was lost and replaced"
+        passed = tuple(s == "passed" for s in status)
+        if parsed.complete and n and all(passed):
+            outcome = "passed"
+        elif raw.timed_out or raw.signal == signal.SIGXCPU:
+            outcome = "timeout"
+        elif not parsed.complete or all(s in ("error", "not_run") for s in status):
+            outcome = "runtime_error"
+        else:
+            outcome = "failed"
+        return ExecResult(outcome, passed, tuple(status), trusted, raw.duration, stderr)
+
+    # -- values ---------------------------------------------------------------------------------
+
+    def evaluate(self, program: str, expressions: Sequence[str], timeout: float = 5.0) -> EvalResult:
+        """Run ``program``, then evaluate each expression in its namespace and return the values."""
+        return self.evaluate_many([(program, expressions)], timeout=timeout)[0]
+
+    def evaluate_many(
+        self, jobs: Iterable[tuple[str, Sequence[str]]], timeout: float = 5.0, progress: bool = False
+    ) -> list[EvalResult]:
+        """`evaluate` for many (program, expressions) jobs on all workers; results in input order."""
+        self._check_open()
+        jobs = [(p, tuple(e)) for p, e in jobs]
+        raw_jobs = [RawJob(p, [(i, "e", src) for i, src in enumerate(e)], float(timeout), self.limits) for p, e in jobs]
+        raws = self._run_raw(raw_jobs, progress, total=len(raw_jobs), done=0)
+        return [self._values(len(e), raw) for (_, e), raw in zip(jobs, raws)]
+
+    @staticmethod
+    def _values(n: int, raw: RawOutcome) -> EvalResult:
+        not_run = (Evaluated("not_run"),) * n
+        try:
+            parsed = _parse(raw, list(range(n)))
+            values = [Evaluated(*_step_value(parsed.steps[i])) if i in parsed.steps else Evaluated("not_run") for i in range(n)]
+        except _Protocol as exc:
+            return EvalResult("runtime_error", not_run, raw.duration, raw.stderr_tail + f"\n[codegym] {exc}")
+        if parsed.program == "syntax":
+            return EvalResult("syntax_error", not_run, raw.duration, raw.stderr_tail)
+        if raw.timed_out or raw.signal == signal.SIGXCPU:
+            outcome = "timeout"
+        elif parsed.program != "ok" or not parsed.complete:
+            outcome = "runtime_error"
+        else:
+            outcome = "ok"
+        return EvalResult(outcome, tuple(values), raw.duration, raw.stderr_tail)
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this Executor is closed; create a new one")
+
+    def _run_raw(self, raw_jobs: list[RawJob], progress: bool, total: int, done: int) -> list[RawOutcome]:
+        if not raw_jobs:
+            return []
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, initial=done, desc="executing", unit="program")
+        try:
+            with self._lock:
+                return self.backend.run_raw(raw_jobs, on_done=(lambda _: bar.update(1)) if bar else None)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _key(self, program: str, tests: Sequence[str], timeout: float) -> str:
+        blob = json.dumps([program, list(tests), timeout, self.limits.as_dict()])
+        return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def _cached(self, key: str) -> ExecResult | None:
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is None:
+                return None
+            self._cache.move_to_end(key)
+        return ExecResult(hit.outcome, hit.test_passed, hit.test_status, hit.trusted, hit.duration, hit.stderr_tail, True)
+
+    def _remember(self, key: str, result: ExecResult) -> None:
+        if self._cache_size <= 0:
+            return
+        with self._lock:
+            self._cache[key] = result
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+
+def _test_status(plan: Plan, message: list[Any]) -> str:
+    if plan.kind == "statement":
+        if message[1:] == ["ok"]:
+            return "passed"
+        if message[1:] == ["f"]:
+            return "failed"
+        if message[1] == "x" and len(message) == 3:
+            return "error"
+        raise _Protocol("malformed statement step")
+    status, value, _ = _step_value(message)
+    if status == "ok":
+        return "passed" if judge(plan, value) else "failed"
+    return "failed" if status == "unserializable" else "error"
+
+
+_shared: Executor | None = None
+_shared_lock = threading.Lock()
+
+
+def default_executor() -> Executor:
+    """The process-wide shared executor (started on first use, closed at exit)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Executor()
+            atexit.register(_shared.close)
+        return _shared

@@ -1,0 +1,55 @@
+"""The command line: eval-references, doctor, --help everywhere."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from codegym.cli import app
+
+runner = CliRunner()
+
+
+def test_help_everywhere():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0 and "eval-references" in result.output
+    for command in app.registered_commands:
+        sub = runner.invoke(app, [command.name, "--help"])
+        assert sub.exit_code == 0, (command.name, sub.output)
+
+
+def test_eval_references_humaneval_all_pass(in_tmp):
+    result = runner.invoke(app, ["eval-references", "humaneval", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["total"] == 164 and summary["passed"] == 164 and summary["not_passed"] == []
+
+
+def test_eval_references_lists_failures_with_reasons(in_tmp):
+    rows = [
+        {"task_id": 700, "text": "Add.", "code": "def add(a, b):\n    return a + b", "test_list": ["assert add(1, 2) == 3"], "test_setup_code": "", "challenge_test_list": []},
+        {"task_id": 701, "text": "Add.", "code": "def add(a, b):\n    return a - b", "test_list": ["assert add(1, 2) == 3"], "test_setup_code": "", "challenge_test_list": []},
+        {"task_id": 702, "text": "Add.", "code": "def add(a, b):\n    return a +", "test_list": ["assert add(1, 2) == 3"], "test_setup_code": "", "challenge_test_list": []},
+    ]
+    path = in_tmp / "mini.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    result = runner.invoke(app, ["eval-references", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["passed"] == 1 and summary["not_passed"] == ["MBPP/701", "MBPP/702"]
+    assert summary["outcomes"] == {"passed": 1, "failed": 1, "syntax_error": 1}
+    table = runner.invoke(app, ["eval-references", str(path)])
+    assert "MBPP/702" in table.output and "syntax_error" in table.output
+
+
+def test_eval_references_bad_source(in_tmp):
+    result = runner.invoke(app, ["eval-references", "no-such-thing"])
+    assert result.exit_code != 0
+    assert "no problem source named" in result.output
+
+
+def test_doctor(in_tmp):
+    result = runner.invoke(app, ["doctor"])
+    assert result.exit_code == 0, result.output
+    assert "Landlock" in result.output and "passed" in result.output

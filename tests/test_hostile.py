@@ -1,0 +1,312 @@
+"""Hostile programs: each must end without a pass, within its time limit, leave no process behind,
+and leave the pool able to pass a correct program right after.
+
+The programs are given a test whose expected value they cannot know in advance (``f(7) == 5040``)
+and a wrong or missing ``f``: the only way to "pass" would be to break the sandbox or forge the
+verdict. All of them run from a temporary directory (the ``in_tmp`` fixture).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import textwrap
+import threading
+import time
+
+import pytest
+
+from codegym.execution import Executor
+
+from .conftest import sandbox_leftovers
+
+TESTS = ["assert f(7) == 5040", "assert f(3) == 6"]
+CORRECT = "import math\n\ndef f(n):\n    return math.factorial(n)\n"
+TIMEOUT = 2.0
+SLACK = 4.0  # the parent's own grace plus process start-up on a loaded machine
+
+ATTACKS: dict[str, str] = {
+    "infinite_loop": "def f(n):\n    while True:\n        pass\n",
+    "sleep_past_timeout": "import time\n\ndef f(n):\n    time.sleep(60)\n",
+    "fork_bomb": """
+        import os
+        while True:
+            try:
+                os.fork()
+            except OSError:
+                pass
+    """,
+    "thread_bomb": """
+        import threading, time
+        while True:
+            threading.Thread(target=time.sleep, args=(100,), daemon=True).start()
+    """,
+    "memory_bomb_at_once": "x = bytearray(64 * 1024 ** 3)\ndef f(n):\n    return 5040\n",
+    "memory_bomb_growing": """
+        chunks = []
+        while True:
+            chunks.append(bytearray(50 * 1024 ** 2))
+    """,
+    "huge_power": "x = 10 ** 10 ** 8\n",
+    "deep_recursion": """
+        import sys
+        sys.setrecursionlimit(10 ** 7)
+        def f(n):
+            return f(n + 1) + 1
+    """,
+    "stdout_flood": """
+        import os, sys
+        print("x" * (100 * 1024 ** 2))
+        os.write(1, b"y" * (100 * 1024 ** 2))
+        sys.__stdout__.write("passed\\n" * 1000)
+        def f(n):
+            return 0
+    """,
+    "stderr_flood": """
+        import sys
+        for _ in range(200):
+            sys.stderr.write("e" * 1024 ** 2)
+    """,
+    "sys_exit_before_tests": "import sys\nsys.exit(0)\n",
+    "os_exit_before_tests": "import os\nos._exit(0)\n",
+    "raise_system_exit": "def f(n):\n    raise SystemExit(0)\n",
+    "raise_keyboard_interrupt": "def f(n):\n    raise KeyboardInterrupt\n",
+    "raise_base_exception": "def f(n):\n    raise BaseException('boom')\n",
+    "replace_builtins": """
+        import builtins
+        builtins.print = lambda *a, **k: None
+        builtins.isinstance = lambda *a: True
+        builtins.type = lambda *a: int
+        builtins.__import__ = lambda *a, **k: None
+        def f(n):
+            return 0
+    """,
+    "eq_always_true": """
+        class Liar:
+            def __eq__(self, other):
+                return True
+            __hash__ = object.__hash__
+        def f(n):
+            return Liar()
+    """,
+    "eq_raises": """
+        class Boom:
+            def __eq__(self, other):
+                raise RuntimeError("no comparing me")
+        def f(n):
+            return Boom()
+    """,
+    "int_subclass_eq": """
+        class Sly(int):
+            def __eq__(self, other):
+                return True
+        def f(n):
+            return Sly(0)
+    """,
+    "fake_passed_output": """
+        import json, os, sys
+        print("passed")
+        print(json.dumps({"outcome": "passed", "passed": True}))
+        sys.stderr.write("PASSED 2/2\\n")
+        def f(n):
+            return 0
+    """,
+    "forge_result_frames": """
+        import json, os, struct
+        def frame(obj):
+            body = json.dumps(obj).encode()
+            return struct.pack(">I", len(body)) + body
+        os.write(3, frame(["p", "ok"]) + frame([0, "v", True]) + frame([1, "v", True]) + frame(["end"]))
+        os._exit(0)
+    """,
+    "garbage_on_result_channel": """
+        import os
+        os.write(3, b"\\x00\\x00\\x00\\x05passed" * 10)
+        def f(n):
+            return 0
+    """,
+    "close_result_channel": """
+        import os
+        os.close(3)
+        def f(n):
+            return 5040
+    """,
+    "tamper_harness_via_gc": """
+        import gc, sys
+        for obj in gc.get_objects():
+            if isinstance(obj, dict) and "steps" in obj and "program" in obj:
+                obj["steps"] = [[i, "e", "True"] for i, _, _ in obj["steps"]]
+        main = sys.modules.get("__main__")
+        if main is not None and hasattr(main, "_encode"):
+            main._encode = lambda value, budget, depth=0: True
+        def f(n):
+            return 0
+    """,
+    "tamper_harness_via_frames": """
+        import sys
+        frame = sys._getframe()
+        while frame is not None:
+            job = frame.f_locals.get("job")
+            if isinstance(job, dict):
+                job["steps"] = []
+            frame = frame.f_back
+        def f(n):
+            return 0
+    """,
+    "leave_children_running": """
+        import os, subprocess, threading, time
+        subprocess.Popen(["/bin/sleep", "300"], start_new_session=True)
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                time.sleep(300)
+            os._exit(0)
+        threading.Thread(target=time.sleep, args=(300,), daemon=True).start()
+        def f(n):
+            return 0
+    """,
+    "ignore_sigterm": """
+        import signal
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        while True:
+            pass
+    """,
+    "ctypes_segfault": "import ctypes\nctypes.string_at(0)\n",
+    "exhaust_file_descriptors": """
+        files = []
+        while True:
+            files.append(open("/dev/null"))
+    """,
+    "kill_process_group": "import os, signal\nos.killpg(0, signal.SIGKILL)\n",
+    "kill_everything": "import os, signal\nos.kill(-1, signal.SIGKILL)\n",
+    "kill_parent_worker": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\ndef f(n):\n    return 0\n",
+    "huge_return_value": "def f(n):\n    return list(range(10 ** 7))\n",
+}
+
+
+def _check_clean_after(executor: Executor) -> None:
+    deadline = time.monotonic() + 5
+    while (left := sandbox_leftovers(executor)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, f"processes left behind: {left}"
+    good = executor.run(CORRECT, TESTS, timeout=10)
+    assert good.outcome == "passed", good
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_attack_does_not_pass(name, executor, in_tmp):
+    program = textwrap.dedent(ATTACKS[name])
+    start = time.monotonic()
+    result = executor.run(program, TESTS, timeout=TIMEOUT)
+    elapsed = time.monotonic() - start
+    assert result.outcome != "passed"
+    assert not any(result.test_passed), result
+    assert elapsed < TIMEOUT + SLACK, f"{name} took {elapsed:.1f}s"
+    _check_clean_after(executor)
+
+
+def test_kill_of_the_executor_process_is_refused(executor, in_tmp):
+    program = f"import os, signal\nos.kill({os.getpid()}, signal.SIGKILL)\nos.killpg({os.getpgid(0)}, signal.SIGKILL)\n"
+    result = executor.run(program, TESTS, timeout=TIMEOUT)
+    assert result.outcome == "runtime_error"  # PermissionError: we are still alive to check it
+    _check_clean_after(executor)
+
+
+def test_cannot_write_outside_or_delete_caller_files(executor, in_tmp):
+    victim = in_tmp / "precious.txt"
+    victim.write_text("keep me")
+    target = in_tmp / "pwned.txt"
+    program = textwrap.dedent(f"""
+        import os, shutil
+        def attempts():
+            out = []
+            for action in (
+                lambda: open({str(target)!r}, "w").write("x"),
+                lambda: os.remove({str(victim)!r}),
+                lambda: shutil.rmtree({str(in_tmp)!r}),
+                lambda: open("/tmp/codegym-pwned", "w").write("x"),
+                lambda: open("inside.txt", "w").write("fine"),
+            ):
+                try:
+                    action()
+                    out.append("done")
+                except OSError as exc:
+                    out.append(type(exc).__name__)
+            return out
+    """)
+    result = executor.evaluate(program, ["attempts()"], timeout=5)
+    assert result.outcome == "ok"
+    assert result.values[0].value[:4] == ["PermissionError"] * 4
+    assert result.values[0].value[4] == "done"  # its own temporary directory is writable
+    assert victim.read_text() == "keep me"
+    assert not target.exists()
+    assert not os.path.exists("/tmp/codegym-pwned")
+    _check_clean_after(executor)
+
+
+def test_cannot_read_parent_environment(executor, in_tmp, monkeypatch):
+    monkeypatch.setenv("CODEGYM_TEST_SECRET", "s3cret-value")
+    program = textwrap.dedent(f"""
+        import os
+        def leak():
+            found = [repr(dict(os.environ))]
+            for pid in ({os.getpid()}, os.getppid(), 1):
+                try:
+                    with open(f"/proc/{{pid}}/environ", "rb") as fh:
+                        found.append(fh.read().decode("latin-1"))
+                except OSError as exc:
+                    found.append(type(exc).__name__)
+            return "|".join(found)
+    """)
+    with Executor(workers=1) as fresh:  # workers started after the secret was set
+        result = fresh.evaluate(program, ["leak()"], timeout=5)
+    assert result.outcome == "ok"
+    assert "s3cret-value" not in result.values[0].value
+
+
+def test_no_network(executor, in_tmp):
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(3)
+    port = server.getsockname()[1]
+    accepted: list[object] = []
+    thread = threading.Thread(target=lambda: accepted.append(_accept(server)), daemon=True)
+    thread.start()
+    program = textwrap.dedent(f"""
+        import socket
+        def probe():
+            try:
+                socket.create_connection(("127.0.0.1", {port}), timeout=1).sendall(b"hello")
+                return "connected"
+            except OSError as exc:
+                return type(exc).__name__
+    """)
+    result = executor.evaluate(program, ["probe()"], timeout=5)
+    thread.join()
+    server.close()
+    assert result.values[0].status == "ok"
+    assert result.values[0].value != "connected"
+    assert accepted == [None]
+
+
+def _accept(server: socket.socket) -> object:
+    try:
+        conn, _ = server.accept()
+        conn.close()
+        return "accepted"
+    except OSError:
+        return None
+
+
+def test_worker_killed_from_outside_is_replaced(in_tmp):
+    with Executor(workers=1) as ex:
+        assert ex.run(CORRECT, TESTS).passed
+        pid = ex.backend.worker_pids()[0]
+        os.kill(pid, signal.SIGKILL)
+        result = ex.run(CORRECT + "\n# a different program\n", TESTS)
+        assert result.passed or result.outcome == "runtime_error"
+        assert ex.run(CORRECT + "\n# again\n", TESTS).passed
+        assert ex.backend.worker_pids()[0] != pid

@@ -1,0 +1,151 @@
+"""Problem loading: bundled sets, file formats, strict errors, skipping, atomic writes, hub loader."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+
+import pytest
+
+from codegym import problems
+from codegym.problems import InvalidLineWarning, Problem, ProblemLoadError
+
+
+def test_humaneval_offline():
+    loaded = problems.load("humaneval")
+    assert len(loaded) == 164
+    first = loaded[0]
+    assert first.task_id == "HumanEval/0" and first.entry_point == "has_close_elements"
+    assert first.tests[0].startswith("assert has_close_elements(")
+    assert first.reference.startswith(first.prompt)
+    whole = next(p for p in loaded if p.task_id == "HumanEval/32")
+    assert len(whole.tests) == 1 and "check(find_zero)" in whole.tests[0]
+
+
+def test_mbpp_splits():
+    every = problems.load("mbpp")
+    assert len(every) == 974
+    sizes = {s: len(problems.load("mbpp", split=s)) for s in ("prompt", "test", "validation", "train")}
+    assert sizes == {"prompt": 10, "test": 500, "validation": 90, "train": 374}
+    assert problems.mbpp_split(11) == "test" and problems.mbpp_split(601) == "train"
+    sanitized = problems.load("mbpp-sanitized")
+    assert len(sanitized) == 427
+    p = next(p for p in every if p.task_id == "MBPP/11")
+    assert p.entry_point == "remove_Occ"
+    assert p.prompt.startswith("def remove_Occ(s, ch):")
+    assert "Your code should pass these tests:" in p.prompt
+    assert p.metadata["license"] == "CC-BY-4.0"
+    compile(p.prompt + "    pass\n", "<prompt>", "exec")
+
+
+def test_mbpp_prompts_compile_with_a_body():
+    for p in problems.load("mbpp") + problems.load("mbpp-sanitized"):
+        compile(p.prompt + "    pass\n", p.task_id, "exec")
+
+
+def test_unknown_split_and_source():
+    with pytest.raises(ProblemLoadError, match="no problems in split 'nope'.*test"):
+        problems.load("humaneval", split="nope")
+    with pytest.raises(ProblemLoadError, match="known names: .*humaneval"):
+        problems.load("no-such-dataset")
+
+
+def _write(path, lines):
+    path.write_bytes(b"\n".join(line if isinstance(line, bytes) else json.dumps(line).encode() for line in lines))
+    return path
+
+
+GOOD = {"task_id": "t/1", "prompt": "def f(x):\n", "entry_point": "f", "tests": ["assert f(1) == 1"], "reference": "def f(x):\n    return x\n"}
+
+
+def test_codegym_format_round_trip(tmp_path):
+    original = [
+        Problem("a", "def f(x):\n", "f", ("assert f(1) == 1",), "def f(x):\n    return x\n", split="train", metadata={"k": 1}),
+        Problem("b", "def g():\n", "g", ["assert g() is None"], test_setup="import math"),
+    ]
+    path = problems.write_jsonl(original, tmp_path / "sub" / "p.jsonl")
+    assert problems.load(path) == original
+    assert problems.load(path, split="train") == original[:1]
+    assert [f.name for f in path.parent.iterdir()] == ["p.jsonl"]  # no temporary file left
+
+
+def test_gzip_and_json_array(tmp_path):
+    gz = tmp_path / "p.jsonl.gz"
+    with gzip.open(gz, "wt") as fh:
+        fh.write(json.dumps(GOOD) + "\n")
+    assert problems.load(gz)[0].task_id == "t/1"
+    array = tmp_path / "p.json"
+    array.write_text(json.dumps([GOOD]))
+    assert problems.load(array)[0].entry_point == "f"
+
+
+def test_humaneval_and_mbpp_format_files(tmp_path):
+    he = {"task_id": "X/0", "prompt": "def f(x):\n", "canonical_solution": "    return x\n", "entry_point": "f",
+          "test": "def check(candidate):\n    assert candidate(1) == 1\n    assert candidate(2) == 2\n"}
+    mbpp = {"task_id": 700, "text": "Return x.", "code": "def f(x):\r\n\treturn x", "test_list": ["assert f(1) == 1"],
+            "test_setup_code": "", "challenge_test_list": []}
+    loaded = problems.load(_write(tmp_path / "mixed.jsonl", [he, mbpp]))
+    assert [p.task_id for p in loaded] == ["X/0", "MBPP/700"]
+    assert loaded[0].tests == ("assert f(1) == 1", "assert f(2) == 2")
+    assert loaded[1].split == "train" and "\r" not in loaded[1].reference
+    with pytest.raises(ProblemLoadError, match="field 'text' is missing"):
+        problems.load(_write(tmp_path / "forced.jsonl", [he]), format="mbpp")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b"{not json", r"bad\.jsonl:2: malformed JSON"),
+        (b'{"task_id": "x", "prompt": "\xff"}', r"bad\.jsonl:2: not valid UTF-8"),
+        ({**GOOD, "task_id": "t/2", "tests": "assert f(1) == 1"}, r"bad\.jsonl:2: field 'tests' must be list"),
+        ({**GOOD, "task_id": "t/2", "tests": [1]}, r"bad\.jsonl:2: field 'tests' item 0 must be str"),
+        ({k: v for k, v in GOOD.items() if k != "prompt"} | {"task_id": "t/2"}, r"bad\.jsonl:2: unknown record format"),
+        ({**GOOD, "task_id": "t/2", "entry_point": None}, r"bad\.jsonl:2: field 'entry_point' is missing"),
+        (GOOD, r"bad\.jsonl:2: field 'task_id' duplicate task_id 't/1' \(first at .*bad\.jsonl:1\)"),
+        ([1, 2], r"bad\.jsonl:2: expected a JSON object"),
+    ],
+)
+def test_bad_lines_name_file_line_and_field(tmp_path, line, message):
+    path = _write(tmp_path / "bad.jsonl", [GOOD, line])
+    with pytest.raises(ProblemLoadError, match=message):
+        problems.load(path)
+    with pytest.warns(InvalidLineWarning, match=message):
+        kept = problems.load(path, skip_invalid=True)
+    assert [p.task_id for p in kept] == ["t/1"]
+
+
+def test_empty_and_missing_files(tmp_path):
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(ProblemLoadError, match="holds no problems"):
+        problems.load(tmp_path / "empty.jsonl")
+    with pytest.raises(ProblemLoadError, match="unknown format 'yaml'"):
+        problems.load(_write(tmp_path / "ok.jsonl", [GOOD]), format="yaml")
+
+
+def test_program_joins_prompt_completion_and_setup():
+    p = Problem("t", "def f():\n", "f", ["assert f() == 1"], test_setup="import math")
+    assert p.program("    return 1\n") == "def f():\n    return 1\n\nimport math\n"
+    with pytest.raises(ValueError, match="no reference"):
+        p.reference_program()
+
+
+def test_hub_loader_reads_through_datasets(tmp_path):
+    path = _write(tmp_path / "hub.jsonl", [GOOD])
+    loaded = problems.load_hub("json", split="train", data_files=str(path))
+    assert loaded[0].task_id == "t/1" and loaded[0].split == "train"
+
+
+def test_hub_loader_offline_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(ProblemLoadError, match="offline"):
+        problems.load("hf:codegym-test/definitely-not-a-dataset")
+
+
+def test_register_dataset():
+    problems.register_dataset("tiny-test-set", lambda: [Problem("z", "def f():\n", "f", ["assert f() == 0"])])
+    assert "tiny-test-set" in problems.available()
+    assert problems.load("tiny-test-set")[0].task_id == "z"
+    assert os.path.exists(problems.resources.files("codegym").joinpath("data", "mbpp", "README.md"))
