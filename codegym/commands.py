@@ -89,6 +89,7 @@ def doctor() -> None:
         ("own session / process group, killed as a whole", "yes"),
         ("resource limits", ", ".join(caps["rlimits"])),
         ("empty environment, only the result pipe open", "yes"),
+        ("no privilege gain through execve (no_new_privs)", _yes(caps["no_new_privs"])),
         ("unprivileged uid", f"yes (uid {caps['sandbox_uid']})" if caps["sandbox_uid"] is not None else "no (not root)"),
         ("no network (empty network namespace)", _yes(caps["network_namespace"])),
         ("Landlock ABI", str(caps["landlock_abi"]) if caps["landlock_abi"] else "unavailable"),

@@ -291,9 +291,8 @@ def _child(job, cfg, workdir, result_fd, stderr_fd, ruleset):
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if ruleset >= 0:
         ruleset = fcntl.fcntl(ruleset, fcntl.F_DUPFD, 10)  # out of the way of fds 0-4 set up below
-    devnull = os.open("/dev/null", os.O_RDWR)
-    os.dup2(devnull, 0)
-    os.dup2(devnull, 1)
+    os.dup2(cfg["devnull"], 0)
+    os.dup2(cfg["devnull"], 1)
     os.dup2(stderr_fd, 2)
     os.dup2(result_fd, 3)
     if ruleset >= 0:
@@ -301,7 +300,8 @@ def _child(job, cfg, workdir, result_fd, stderr_fd, ruleset):
         ruleset = 4
     os.closerange(5 if ruleset >= 0 else 4, 1 << 16)
     os.chdir(workdir)
-    os.environ.clear()
+    if os.environ:  # the worker starts with an empty environment; this is the belt to its braces
+        os.environ.clear()
     limits = job["limits"]
     cpu = int(math.ceil(job["timeout"])) + 1
     for which, value in (
@@ -313,7 +313,6 @@ def _child(job, cfg, workdir, result_fd, stderr_fd, ruleset):
         (resource.RLIMIT_CORE, (0, 0)),
     ):
         resource.setrlimit(which, value)
-    _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     confined = ruleset >= 0
     if confined:
         if _libc.syscall(_SYS_LANDLOCK["restrict_self"], ruleset, 0) != 0:
@@ -461,6 +460,9 @@ def _setup(cfg):
     """Apply the worker-wide protections and describe them (reported by ``codegym doctor``)."""
     caps = {"python": sys.version.split()[0], "pid": os.getpid()}
     caps["subreaper"] = _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    # No program may gain privileges through execve (setuid binaries); inherited by every child.
+    caps["no_new_privs"] = _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+    cfg["devnull"] = os.open("/dev/null", os.O_RDWR)
     caps["network_namespace"] = _libc.unshare(_CLONE_NEWNET) == 0 if cfg["isolate_network"] else False
     if os.geteuid() == 0 and cfg["drop_privileges"]:
         cfg["uid"] = cfg["uid_base"] + os.getpid()
