@@ -16,6 +16,16 @@ from codegym.commands import doctor, eval_references  # noqa: E402  (commands re
 
 app.command("eval-references")(eval_references)
 app.command("doctor")(doctor)
+from codegym.models.commands import build_corpus, pretrain  # noqa: E402
+
+app.command("build-corpus")(build_corpus)
+app.command("pretrain")(pretrain)
+from codegym.data_gen.commands import generate_data  # noqa: E402
+app.command("generate-data")(generate_data)
+from codegym.agents.commands import evaluate, train  # noqa: E402
+
+app.command("train")(train)
+app.command("evaluate")(evaluate)
 
 
 def main() -> None:

@@ -6,8 +6,13 @@ import os
 from collections.abc import Iterator
 
 import pytest
+import torch
 
 from codegym.execution import Executor
+
+# Two cores are shared by the test process, the sandbox workers and torch: one torch thread keeps
+# the small models fast instead of fighting the sandbox for the CPU.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,324 @@
+"""The agent protocol and the on-policy LM base class every LM agent builds on.
+
+`Agent` is the protocol (``fit``, ``generate``, ``save``, `codegym.agents.load`) and owns what all agents
+share: the training loop's bookkeeping (step count, divergence checks, checkpoints, logging). `LMAgent`
+follows Stable-Baselines3's on-policy base class: *rollout collection* (sample completions → execute
+them in the sandbox → rewards) is separate from the *update*, which each algorithm writes top to
+bottom in its own module. Sampling of the next batch overlaps the sandbox run of the previous one
+(`Executor.submit`), so the policy that samples batch t+1 has not yet seen batch t's update: a lag of
+one step, as in asynchronous actor-critic (our choice; the paper does not describe its pipeline).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from codegym.execution import ExecResult, Executor, default_executor
+from codegym.problems import Problem
+from codegym.rewards import get_reward
+from codegym.agents.config import AgentConfig
+from codegym.agents.rollout import Rollout
+
+__all__ = ["Agent", "LMAgent", "TrainingDiverged", "resolve_problems"]
+
+AGENT_FILE = "agent.json"
+STATE_FILE = "state.pt"
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or gradient became NaN, infinite or larger than ``max_loss``; no update was applied."""
+
+
+def resolve_problems(problems: str | os.PathLike[str] | Sequence[Problem], split: str | None = None) -> list[Problem]:
+    """Problems from a source name, a path, or a list of `Problem` (optionally one split)."""
+    from codegym.envs import resolve_problems as resolve
+
+    return resolve(problems, split)
+
+
+class Agent:
+    """An agent: ``fit`` on problems, ``generate`` completions, ``save`` to a directory.
+
+    Subclasses set ``name`` and ``Config`` and implement `_train` (a generator yielding one dict of
+    metrics per step), `generate`, `_save_files` and `_from_files`.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type[AgentConfig]] = AgentConfig
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.steps_done = 0
+        self.executor: Executor | None = None
+
+    # -- training -------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        problems: str | os.PathLike[str] | Sequence[Problem],
+        steps: int,
+        *,
+        split: str | None = None,
+        executor: Executor | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        log: Callable[[dict[str, Any]], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Train for ``steps`` more steps on ``problems``; returns one metrics dict per step.
+
+        With ``checkpoint_dir`` the agent is saved there every ``config.save_every`` steps and at the end.
+        A diverged step raises `TrainingDiverged` before touching the weights, so the last checkpoint
+        stays good.
+        """
+        if steps < 0:
+            raise ValueError(f"steps must be >= 0, got {steps}")
+        chosen = resolve_problems(problems, split)
+        self.executor = executor or self.executor or default_executor()
+        history: list[dict[str, Any]] = []
+        last_saved = None  # the step of the last checkpoint written by this call
+        try:
+            for metrics in self._train(chosen, steps):
+                self.steps_done += 1
+                metrics = {"step": self.steps_done, **metrics}
+                history.append(metrics)
+                if log is not None:
+                    log(metrics)
+                every = self.config.save_every
+                if checkpoint_dir is not None and every and self.steps_done % every == 0:
+                    self.save(checkpoint_dir)
+                    last_saved = self.steps_done
+        except TrainingDiverged as exc:
+            where = ""
+            if checkpoint_dir is not None and Path(checkpoint_dir, AGENT_FILE).exists():
+                saved_step = json.loads(Path(checkpoint_dir, AGENT_FILE).read_text())["steps_done"]
+                where = f" The last good checkpoint is {checkpoint_dir} (step {saved_step})."
+            raise TrainingDiverged(
+                f"training diverged at step {self.steps_done + 1}: {exc}.{where} Lower the learning rate "
+                "(e.g. --set lr=...) or max_grad_norm, then resume from the checkpoint (--resume)."
+            ) from None
+        if checkpoint_dir is not None and last_saved != self.steps_done:
+            self.save(checkpoint_dir)
+        return history
+
+    def _train(self, problems: list[Problem], steps: int) -> Iterator[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _optimizer_step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: Sequence[torch.nn.Parameter], what: str) -> None:
+        """Backpropagate ``loss`` and step ``optimizer``, unless the loss or the gradient norm is not finite (or too large)."""
+        value = float(loss.detach())
+        if not torch.isfinite(loss.detach()) or abs(value) > self.config.max_loss:
+            optimizer.zero_grad(set_to_none=True)
+            raise TrainingDiverged(f"{what} is {value}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(list(params), self.config.max_grad_norm)
+        if not torch.isfinite(norm):
+            optimizer.zero_grad(set_to_none=True)
+            raise TrainingDiverged(f"the gradient norm of the {what} is {float(norm)}")
+        optimizer.step()
+
+    # -- sampling -------------------------------------------------------------------------------
+
+    def generate(self, prompts: Sequence[str], n: int = 1, temperature: float | None = None, seed: int | None = None) -> list[list[str]]:
+        """``n`` completions for each prompt; ``temperature`` None means the agent's own, 0 greedy."""
+        raise NotImplementedError
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write the agent to ``directory`` (replaced atomically: a crash mid-save keeps the previous one)."""
+        target = Path(directory)
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        meta = {"agent": self.name, "config": self.config.to_dict(), "steps_done": self.steps_done}
+        (tmp / AGENT_FILE).write_text(json.dumps(meta, indent=2))
+        self._save_files(tmp)
+        old = target.with_name(target.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            target.rename(old)
+        tmp.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+        return target
+
+    def _save_files(self, directory: Path) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def _from_files(cls, directory: Path, config: AgentConfig) -> Agent:
+        raise NotImplementedError
+
+
+@dataclass
+class _Pending:
+    """Completions sampled for a batch, whose programs are running in the sandbox."""
+
+    problems: list[Problem]
+    completions: list[str]
+    future: Future[list[ExecResult]]
+
+
+class LMAgent(Agent):
+    """An agent whose policy is a causal LM (`codegym.models.Policy`).
+
+    Rollout collection: `_launch` draws ``batch_problems`` problems, samples ``samples_per_problem``
+    completions each and submits their programs to the executor; `_collect` waits for the verdicts and
+    scores them. `_train` runs the pipeline and calls the algorithm's `update` once per step.
+    ``reference`` is a frozen copy of the initial policy (for KL penalties), made when ``needs_reference``.
+    """
+
+    needs_reference: ClassVar[bool] = False
+
+    def __init__(self, config: AgentConfig, policy: Any = "default", reference: torch.nn.Module | None = None) -> None:
+        super().__init__(config)
+        from codegym.models import load_policy
+
+        self.policy = load_policy(policy) if isinstance(policy, (str, os.PathLike)) else policy
+        self.device = self.policy.device
+        self.autocast = self.device.type == "cuda"  # bfloat16 compute, float32 weights and optimizer state
+        self.model = self.policy.model.float()
+        self.tokenizer = self.policy.tokenizer
+        vocab = self.tokenizer.get_vocab()
+        self.eof_id = vocab.get("<eof>", self.tokenizer.eos_token_id)
+        self.reference = reference
+        if self.reference is None and self.wants_reference():
+            self.reference = copy.deepcopy(self.model)
+        if self.reference is not None:  # frozen: bfloat16 on CUDA is enough, it only gives log-probs
+            self.reference.to(self.device, dtype=torch.bfloat16 if self.autocast else torch.float32).eval().requires_grad_(False)
+        if config.max_new_tokens > self.policy.context // 2:
+            warnings.warn(
+                f"max_new_tokens={config.max_new_tokens} leaves at most {max(1, self.policy.context - config.max_new_tokens)} "
+                f"prompt tokens of the model's {self.policy.context}-token context, so prompts lose their beginning; "
+                f"lower it (e.g. --set max_new_tokens={self.policy.context // 2}) or use a model with a longer context",
+                stacklevel=3,
+            )
+        torch.manual_seed(config.seed)  # the critic's and heads' initialisation
+        self._rng = random.Random(config.seed)
+        self._batches_sampled = 0
+        self.timing = {"wall_s": 0.0, "exec_wait_s": 0.0, "episodes": 0}
+
+    def wants_reference(self) -> bool:
+        """Whether a frozen copy of the initial policy is needed (a KL penalty is on)."""
+        return self.needs_reference
+
+    @property
+    def reward_fn(self) -> Callable[[ExecResult], float]:
+        return get_reward(self.config.reward)
+
+    # -- rollout collection ---------------------------------------------------------------------
+
+    def _draw(self, problems: list[Problem]) -> list[Problem]:
+        """``batch_problems`` problems: distinct when there are enough, else drawn with replacement."""
+        k = self.config.batch_problems
+        if k <= len(problems):
+            return self._rng.sample(problems, k)
+        return [self._rng.choice(problems) for _ in range(k)]
+
+    def sample(self, prompts: Sequence[str], n: int, temperature: float | None = None, seed: int | None = None) -> list[list[str]]:
+        """``n`` completions per prompt from the current policy (training settings unless ``temperature``)."""
+        cfg = self.config
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            return self.policy.generate(
+                list(prompts),
+                n=n,
+                max_new_tokens=cfg.max_new_tokens,
+                temperature=cfg.temperature if temperature is None else temperature,
+                top_p=cfg.top_p,
+                seed=seed,
+            )
+
+    def _launch(self, problems: list[Problem]) -> _Pending:
+        """Sample completions for a batch of problems and start running their programs (returns at once)."""
+        chosen = self._draw(problems)
+        n = self.config.samples_per_problem
+        seed = self.config.seed * 1_000_003 + self._batches_sampled
+        self._batches_sampled += 1
+        rows = self.sample([p.prompt for p in chosen], n, seed=seed)
+        flat_problems = [p for p in chosen for _ in range(n)]
+        completions = [c for row in rows for c in row]
+        assert self.executor is not None
+        jobs = [(p.program(c), list(p.tests)) for p, c in zip(flat_problems, completions)]
+        return _Pending(flat_problems, completions, self.executor.submit(jobs, timeout=self.config.timeout))
+
+    def _collect(self, pending: _Pending) -> Rollout:
+        """Wait for the verdicts of a launched batch and score them (time spent waiting is recorded)."""
+        start = time.perf_counter()
+        results = pending.future.result()
+        self.timing["exec_wait_s"] += time.perf_counter() - start
+        self.timing["episodes"] += len(results)
+        rewards = [float(self.reward_fn(r)) for r in results]
+        return Rollout(pending.problems, pending.completions, results, rewards)
+
+    def _train(self, problems: list[Problem], steps: int) -> Iterator[dict[str, Any]]:
+        start = time.perf_counter()
+        self.before_training(problems)
+        pending = self._launch(problems) if steps else None
+        for i in range(steps):
+            following = self._launch(problems) if i + 1 < steps else None  # overlaps the sandbox run of `pending`
+            assert pending is not None
+            rollout = self._collect(pending)
+            metrics = self.update(rollout)
+            metrics.update(reward=sum(rollout.rewards) / len(rollout), pass_rate=rollout.pass_rate, episodes=len(rollout))
+            now = time.perf_counter()
+            self.timing["wall_s"] += now - start
+            start = now
+            yield metrics
+            pending = following
+
+    def before_training(self, problems: list[Problem]) -> None:
+        """Called once at the start of `fit` (e.g. to pre-train a critic)."""
+
+    def update(self, rollout: Rollout) -> dict[str, float]:
+        """One learning step on ``rollout``; returns the step's metrics (losses, KL, ...)."""
+        raise NotImplementedError
+
+    # -- generation -----------------------------------------------------------------------------
+
+    def generate(self, prompts: Sequence[str], n: int = 1, temperature: float | None = None, seed: int | None = None) -> list[list[str]]:
+        """``n`` completions per prompt, sampled at the training temperature unless given (0: greedy)."""
+        return self.sample(prompts, n, temperature=temperature, seed=self.config.seed if seed is None else seed)
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything beyond the policy weights needed to resume (optimizers, critics, RNG, counters)."""
+        return {"rng": self._rng.getstate(), "batches_sampled": self._batches_sampled, "timing": dict(self.timing)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._rng.setstate(state["rng"])
+        self._batches_sampled = state["batches_sampled"]
+        self.timing.update(state["timing"])
+
+    def _save_files(self, directory: Path) -> None:
+        self.model.save_pretrained(directory / "policy")
+        self.tokenizer.save_pretrained(directory / "policy")
+        if self.reference is not None:
+            self.reference.save_pretrained(directory / "reference")
+        torch.save(self.state_dict(), directory / STATE_FILE)
+
+    @classmethod
+    def _from_files(cls, directory: Path, config: AgentConfig) -> LMAgent:
+        from transformers import AutoModelForCausalLM
+
+        from codegym.models import load_policy
+
+        policy = load_policy(directory / "policy")
+        reference = None
+        if (directory / "reference").is_dir():
+            reference = AutoModelForCausalLM.from_pretrained(directory / "reference").to(policy.device)
+        agent = cls(config, policy, reference=reference)
+        agent.load_state_dict(torch.load(directory / STATE_FILE, map_location=agent.device, weights_only=False))
+        return agent

@@ -1,0 +1,128 @@
+"""The ``codegym train`` and ``codegym evaluate`` commands (registered in `codegym.cli`).
+
+torch and transformers are imported inside the functions so that ``codegym --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+__all__ = ["evaluate", "train"]
+
+
+class _Log:
+    """Training metrics to TensorBoard when ``tensorboard`` is installed, and always to ``log.jsonl``."""
+
+    def __init__(self, directory: Path, bar: Any) -> None:
+        self.bar = bar
+        self.file = (directory / "log.jsonl").open("a")
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer: Any = SummaryWriter(str(directory / "tensorboard"))
+        except ImportError:
+            self.writer = None
+
+    def __call__(self, metrics: dict[str, Any]) -> None:
+        self.file.write(json.dumps(metrics) + "\n")
+        self.file.flush()
+        if self.writer is not None:
+            for key, value in metrics.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self.writer.add_scalar(key, value, metrics["step"])
+        self.bar.update(1)
+        self.bar.set_postfix(reward=f"{metrics.get('reward', 0):+.3f}", pass_rate=f"{metrics.get('pass_rate', 0):.2f}")
+
+    def close(self) -> None:
+        self.file.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def train(
+    agent: str = typer.Option(..., "--agent", "-a", help="actor_critic, ppo_lm, ppo_sb3, coderl or clm."),
+    problems: str = typer.Option(..., "--problems", "-p", help="Problem source: a name (mbpp, humaneval, simple, basic) or a JSONL path."),
+    split: Optional[str] = typer.Option(None, help="Train on this split only (default: every problem of the source)."),
+    steps: int = typer.Option(100, help="Train until the agent has done this many steps in total (resumed runs included)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory: checkpoint/, log.jsonl, tensorboard/ (default: runs/AGENT)."),
+    preset: str = typer.Option("default", help="Hyperparameter preset: tiny, default, or paper (where the paper gives values)."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a setting, key=value (repeatable), e.g. --set lr=1e-5."),
+    config: Optional[Path] = typer.Option(None, "--config", exists=True, dir_okay=False, help="YAML file of settings (applied before --set)."),
+    policy: str = typer.Option("default", help="The initial policy: 'default' (shipped model), a model directory or a hub name."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint (its settings, then --set on top)."),
+) -> None:
+    """Train an agent on problems, with checkpoints, a progress bar and logs; prints a JSON summary last."""
+    from tqdm.auto import tqdm
+
+    from codegym import agents
+    from codegym import problems as sources
+    from codegym.agents.config import ConfigError, parse_assignments
+
+    out = out or Path("runs") / agent
+    checkpoint = out / "checkpoint"
+    try:
+        overrides = parse_assignments(set_)
+        if resume:
+            if not (checkpoint / "agent.json").exists():
+                raise typer.BadParameter(f"nothing to resume: {checkpoint} holds no checkpoint; run without --resume first", param_hint="--resume")
+            learner = agents.load(checkpoint, **overrides)
+            if learner.name != agent:
+                raise typer.BadParameter(f"{checkpoint} holds a {learner.name!r} agent, not {agent!r}", param_hint="--agent")
+        else:
+            learner = agents.make(agent, policy=policy, preset=preset, config_file=config, **overrides)
+        chosen = sources.load(problems, split=split)
+    except (ConfigError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    remaining = max(0, steps - learner.steps_done)
+    out.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=steps, initial=learner.steps_done, desc=f"train {agent}", unit="step")
+    log = _Log(out, bar)
+    try:
+        history = learner.fit(chosen, remaining, checkpoint_dir=checkpoint, log=log)
+    except agents.TrainingDiverged as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        log.close()
+        bar.close()
+    last = history[-1] if history else {}
+    summary = {"agent": agent, "steps_done": learner.steps_done, "checkpoint": str(checkpoint)}
+    summary.update({k: last[k] for k in ("reward", "pass_rate") if k in last})
+    typer.echo(json.dumps(summary))
+
+
+def evaluate(
+    agent: Optional[str] = typer.Option(None, "--agent", "-a", help="Evaluate a fresh agent of this kind (e.g. clm: the pretrained policy)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Evaluate the agent saved here (OUT/checkpoint of `codegym train`)."),
+    problems: str = typer.Option(..., "--problems", "-p", help="Problem source: a name or a JSONL path."),
+    split: Optional[str] = typer.Option(None, help="Evaluate on this split only, e.g. test (default: every problem of the source)."),
+    n: int = typer.Option(10, help="Completions sampled per problem."),
+    k: str = typer.Option("1,5,10", help="Comma-separated k values for pass@k (each at most n)."),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature (default: the agent's; 0 is greedy)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write per-task results (JSONL) here."),
+    policy: str = typer.Option("default", help="With --agent: the policy to start from."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+) -> None:
+    """pass@k of an agent with the unbiased estimator; the last line printed is a JSON object."""
+    from codegym import agents
+    from codegym import problems as sources
+
+    if (agent is None) == (checkpoint is None):
+        raise typer.BadParameter("give exactly one of --agent NAME or --checkpoint DIR")
+    try:
+        ks = [int(x) for x in k.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"--k expects integers separated by commas, got {k!r}") from None
+    try:
+        learner = agents.load(checkpoint) if checkpoint is not None else agents.make(agent, policy=policy)  # type: ignore[arg-type]
+        chosen = sources.load(problems, split=split)
+        summary = agents.evaluate_agent(learner, chosen, n=n, ks=[x for x in ks if x <= n], out=out, temperature=temperature, seed=seed)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    summary.update({f"pass@{x}": None for x in {*ks, 1, 10} if x > n})  # not estimable from n samples
+    summary.update({"agent": learner.name, "checkpoint": str(checkpoint) if checkpoint else None})
+    typer.echo(json.dumps(summary))

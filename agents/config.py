@@ -1,0 +1,124 @@
+"""Hyperparameters: one dataclass per agent, named presets, and overrides from the CLI or YAML.
+
+Every agent config derives from `AgentConfig`. A preset is a dict of overrides on the dataclass
+defaults: ``tiny`` (CI: seconds on a laptop CPU), ``default`` (the defaults themselves) and, where
+PAPER.md gives a value, ``paper``. Values PAPER.md leaves open are ours and say so in the field docs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+__all__ = ["AgentConfig", "ConfigError", "build_config", "parse_assignments"]
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is wrong; the message lists what is accepted."""
+
+
+@dataclass
+class AgentConfig:
+    """Settings every agent shares. Defaults are ours unless a preset says otherwise.
+
+    Attributes:
+        seed: seeds sampling, problem order and initialisation.
+        reward: a `codegym.rewards` preset name (or a callable ``ExecResult -> float``; not saved).
+        batch_problems: problems drawn per step.
+        samples_per_problem: completions sampled per problem per step.
+        max_new_tokens: longest completion, in tokens.
+        temperature, top_p: sampling of training completions.
+        timeout: seconds per program in the sandbox.
+        lr: learning rate of the policy (Adam).
+        max_grad_norm: gradient clipping of every optimizer.
+        max_loss: a loss above this (or not finite) stops training as diverged.
+        save_every: steps between checkpoints when training with a checkpoint directory (0: only at the end).
+    """
+
+    seed: int = 0
+    reward: Any = "paper"
+    batch_problems: int = 8
+    samples_per_problem: int = 4
+    max_new_tokens: int = 128
+    temperature: float = 0.8
+    top_p: float = 0.95
+    timeout: float = 5.0
+    lr: float = 1e-5
+    max_grad_norm: float = 1.0
+    max_loss: float = 1e6
+    save_every: int = 50
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": {"batch_problems": 2, "samples_per_problem": 4, "max_new_tokens": 24, "save_every": 2},
+        "default": {},
+    }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain JSON values (a callable reward is recorded by name only)."""
+        out = dataclasses.asdict(self)
+        if callable(out["reward"]):
+            out["reward"] = f"<callable {getattr(self.reward, '__qualname__', 'reward')}>"
+        return out
+
+
+def _coerce(name: str, kind: Any, value: Any) -> Any:
+    """``value`` (a string from the CLI, or a YAML scalar) as the field's type."""
+    origin = typing.get_origin(kind)
+    if kind is Any or origin is typing.Union:
+        return value
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    if kind in (int, float, str):
+        try:
+            if kind is int and isinstance(value, str):
+                return int(float(value)) if "e" in value.lower() else int(value)
+            return kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be {kind.__name__}, got {value!r}") from None
+    return value
+
+
+def build_config(
+    cls: type[AgentConfig], preset: str = "default", overrides: Mapping[str, Any] | None = None, yaml_file: str | Path | None = None
+) -> AgentConfig:
+    """A ``cls`` config: the preset, then the keys of ``yaml_file``, then ``overrides`` (later wins)."""
+    if preset not in cls.PRESETS:
+        raise ConfigError(f"unknown preset {preset!r} for {cls.__name__}; choose one of {', '.join(cls.PRESETS)}")
+    values: dict[str, Any] = dict(cls.PRESETS[preset])
+    if yaml_file is not None:
+        import yaml
+
+        loaded = yaml.safe_load(Path(yaml_file).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{yaml_file}: expected a mapping of setting: value at the top level")
+        values.update(loaded)
+    values.update(overrides or {})
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)} for {cls.__name__}; valid: {', '.join(names)}")
+    return cls(**{k: _coerce(k, hints[k], v) for k, v in values.items()})
+
+
+def parse_assignments(items: list[str] | None) -> dict[str, str]:
+    """``["lr=1e-5", "critic=frozen"]`` → ``{"lr": "1e-5", "critic": "frozen"}``."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+

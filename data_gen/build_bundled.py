@@ -1,0 +1,106 @@
+"""Build the bundled data sets: ``python -m codegym.data_gen.build_bundled [basic|stdlib|all]``.
+
+- ``basic`` (`codegym/data/basic.jsonl.gz`): every template of `codegym.data_gen.templates`
+  through the pipeline (license Apache-2.0, like codegym).
+- ``stdlib`` (`codegym/data/stdlib.jsonl.gz`): functions mined from the standard library of the
+  running Python (PSF-2.0) and from the installed packages whose license is permissive (PSF, MIT,
+  BSD, Apache, ISC...), at most ``--per-package`` functions each, provenance in each problem's
+  metadata. What gets mined depends on what is installed, so rebuilds elsewhere may differ.
+
+Both are decontaminated against HumanEval and MBPP and split train/validation/test by hash. Work in
+progress is kept in ``--work`` (default ``/tmp/codegym-build``): an interrupted build resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import shutil
+import sysconfig
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+from codegym.data_gen.mine import PERMISSIVE_LICENSES, MinedFunction, MineOptions, Skipped, mine_source
+from codegym.data_gen.pipeline import Options, collect, run
+from codegym.data_gen.templates import functions
+
+DATA = Path(__file__).resolve().parent.parent / "codegym" / "data"
+
+
+def template_functions() -> Iterator[MinedFunction | Skipped]:
+    """The template instances as mined functions."""
+    for name, source in functions():
+        origin = {"file": f"templates/{name}.py", "package": "codegym.data_gen.templates", "license": "Apache-2.0",
+                  "source": "codegym-templates"}  # fmt: skip
+        yield from mine_source(source, origin, key_prefix=f"template:{name}")
+
+
+def stdlib_sources() -> list[str]:
+    """The standard library, then the installed packages (only permissive licenses are mined)."""
+    return [sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"]]
+
+
+def stdlib_functions(options: Options, per_package: int) -> Iterator[MinedFunction | Skipped]:
+    """Every standard-library candidate, and at most ``per_package`` from each installed package
+    (so that one big package does not make up the set)."""
+    counts: Counter[str] = Counter()
+    for item in collect(stdlib_sources(), options):
+        if isinstance(item, MinedFunction):
+            package = str(item.source.get("package") or "")
+            if not package.startswith("stdlib:"):
+                counts[package] += 1
+                if counts[package] > per_package:
+                    continue
+        yield item
+
+
+def gzip_to(source: Path, target: Path) -> None:
+    """Compress ``source`` into ``target`` atomically (reproducibly: no name or time in the header)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as raw, source.open("rb") as fh:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz:
+                shutil.copyfileobj(fh, gz)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build(name: str, work: Path, workers: int | None, max_functions: int | None, seed: int, per_package: int) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    out = work / f"{name}.jsonl"
+    options = Options(max_functions=max_functions)
+    options = replace(options, emit=replace(options.emit, task_prefix=name, seed=seed))
+    if name == "basic":
+        summary = run([], out, options, workers=workers, functions=template_functions())
+    else:
+        options = replace(options, mine=MineOptions(licenses=PERMISSIVE_LICENSES))
+        summary = run([], out, options, workers=workers, functions=stdlib_functions(options, per_package))
+    gzip_to(out, DATA / f"{name}.jsonl.gz")
+    data = summary.as_dict()
+    print(f"{name}: {data['kept']} problems -> {DATA / f'{name}.jsonl.gz'} in {data['seconds']:.0f}s")
+    for reason, count in list(data["skipped"].items())[:25]:
+        print(f"  skipped {count:6d}  {reason}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", nargs="?", default="all", choices=["basic", "stdlib", "all"])
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "codegym-build")
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--max-functions", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--per-package", type=int, default=150, help="most functions mined from one installed package")
+    args = parser.parse_args(argv)
+    for name in ("basic", "stdlib") if args.which == "all" else (args.which,):
+        build(name, args.work, args.workers, args.max_functions, args.seed, args.per_package)
+
+
+if __name__ == "__main__":
+    main()

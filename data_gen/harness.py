@@ -1,0 +1,203 @@
+"""Code that runs INSIDE the sandbox, sent as source text with every exploration job.
+
+The parent never imports this module to run it: `codegym.data_gen.oracle` reads this file's text,
+appends the job (the reference program, its mutants and the inputs, all as literals) and sends it to
+`codegym.execution.Executor.evaluate`, which evaluates ``_cg_round(...)`` and returns the result as
+plain values. One job does a whole round for one function:
+
+- the reference is called on each input twice (determinism), the first time under a
+  ``sys.settrace`` arc collector that records (previous line, line) pairs in the target's code,
+  with ``-firstlineno`` standing for entry and exit (the same arcs coverage.py measures);
+- each live mutant is called on each input with a budget of 10x the reference's time (3 ms at
+  least) and
+  compared with the reference exactly the way the emitted asserts compare (``==``, floats at the top
+  level within 1e-6, exception type names, arguments changed in place);
+- every call has its own budget of CPU time (``setitimer(ITIMER_VIRTUAL)``, so a loaded machine
+  does not turn slow calls into timeouts), re-armed until the call gives up, so one hanging input
+  or mutant costs one budget, not the whole job (the executor's wall-clock limit backs it up); after 3 reference timeouts the budget
+  shrinks tenfold, after 8 the remaining inputs are not tried.
+
+Results per reference call: ``("ok", value, args_after_or_None, seconds)``, ``("raise", name)``,
+``("timeout",)``, ``("unser", type_name)`` (not plain builtin data), ``("big",)`` (too large to
+write as a test), ``("flaky", why)`` (two calls disagreed, or an environment-dependent error such
+as ``RecursionError``). Per mutant: the sorted indices of the (first ``max_kills``) inputs that
+kill it, or ``"invalid"``
+when the mutant does not even define the function (killed by every test).
+"""
+
+import copy as _cg_copy
+import signal as _cg_signal
+import sys as _cg_sys
+import time as _cg_time
+
+
+class _CgTimeout(BaseException):
+    pass
+
+
+_cg_fired = [False]
+_CG_SCALARS = (int, float, str, bytes, bool, type(None))
+_CG_ENVIRONMENT_ERRORS = ("RecursionError", "MemoryError")
+
+
+def _cg_on_alarm(signum, frame):
+    _cg_fired[0] = True
+    raise _CgTimeout()
+
+
+def _cg_plain(value, depth=0):
+    kind = type(value)
+    if kind in _CG_SCALARS:
+        return True
+    if depth > 30:
+        return False
+    if kind is list or kind is tuple or kind is set or kind is frozenset:
+        return all(_cg_plain(v, depth + 1) for v in value)
+    if kind is dict:
+        return all(_cg_plain(k, depth + 1) and _cg_plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _cg_call(fn, args, budget, tracer=None):
+    """Call ``fn(*args)`` on a fresh copy of ``args``: (tag, value, args_after, changed, seconds)."""
+    call_args = _cg_copy.deepcopy(args)
+    _cg_fired[0] = False
+    start = _cg_time.process_time()
+    try:
+        _cg_signal.setitimer(_cg_signal.ITIMER_VIRTUAL, budget, 0.005)
+        try:
+            if tracer is not None:
+                _cg_sys.settrace(tracer)
+            value = fn(*call_args)
+        finally:
+            _cg_sys.settrace(None)
+            _cg_signal.setitimer(_cg_signal.ITIMER_VIRTUAL, 0)
+    except _CgTimeout:
+        return ("timeout", None, None, False, budget)
+    except Exception as exc:
+        if _cg_fired[0]:
+            return ("timeout", None, None, False, budget)
+        name = type(exc).__name__
+        if name in _CG_ENVIRONMENT_ERRORS:
+            return ("flaky", name, None, False, 0.0)
+        return ("raise", name, None, False, _cg_time.process_time() - start)
+    except BaseException as exc:  # SystemExit and friends: not something a test can assert on
+        _cg_signal.setitimer(_cg_signal.ITIMER_VIRTUAL, 0)
+        return ("flaky", type(exc).__name__, None, False, 0.0)
+    seconds = _cg_time.process_time() - start
+    if _cg_fired[0]:
+        return ("timeout", None, None, False, budget)
+    after = list(call_args)
+    try:
+        changed = not _cg_plain(after) or not (after == list(args))
+    except Exception:
+        changed = True
+    if not _cg_plain(value):
+        return ("unser", type(value).__name__, None, False, seconds)
+    return ("ok", value, after, changed, seconds)
+
+
+def _cg_same(ref, got):
+    """Would the emitted assert for ``ref`` accept ``got``?"""
+    if ref[0] != got[0]:
+        return False
+    if ref[0] == "raise":
+        return ref[1] == got[1]
+    if ref[0] != "ok":
+        return True
+    expected, value = ref[1], got[1]
+    if type(expected) is float and expected == expected and abs(expected) != float("inf"):
+        try:
+            if not abs(value - expected) < 1e-6:
+                return False
+        except Exception:
+            return False
+    else:
+        try:
+            if not value == expected:
+                return False
+        except Exception:
+            return False
+    if ref[3]:
+        try:
+            return bool(got[2] == ref[2])
+        except Exception:
+            return False
+    return True
+
+
+def _cg_tracer(arcs, filename):
+    def on_call(frame, event, arg):
+        if frame.f_code.co_filename != filename:
+            return None
+        previous = [-frame.f_code.co_firstlineno]
+
+        def on_event(frame, event, arg):
+            if event == "line":
+                arcs.add((previous[0], frame.f_lineno))
+                previous[0] = frame.f_lineno
+            elif event == "return":
+                arcs.add((previous[0], -frame.f_code.co_firstlineno))
+            return on_event
+
+        return on_event
+
+    return on_call
+
+
+def _cg_load(source, entry, filename):
+    namespace = {"__name__": "__cg_target__"}
+    exec(compile(source, filename, "exec", dont_inherit=True), namespace)
+    return namespace[entry]
+
+
+def _cg_round(reference, entry, inputs, mutants, budget, max_output, max_kills):
+    """One exploration round (see the module docstring)."""
+    _cg_signal.signal(_cg_signal.SIGVTALRM, _cg_on_alarm)
+    fn = _cg_load(reference, entry, "<cg-target>")
+    results, arcs_out, kept = [], [], []
+    timeouts = 0
+    for args in inputs:
+        arcs = set()
+        if timeouts >= 8:  # the function hangs on most inputs: stop paying for it
+            first = ("timeout", None, None, False, 0.0)
+        else:
+            first = _cg_call(fn, args, budget if timeouts < 3 else budget / 10, _cg_tracer(arcs, "<cg-target>"))
+        timeouts += first[0] == "timeout"
+        second = _cg_call(fn, args, budget) if first[0] in ("ok", "raise") else first
+        if first[0] in ("ok", "raise") and not (_cg_same(first, second) and _cg_same(second, first)):
+            first = ("flaky", "nondeterministic", None, False, 0.0)
+        if first[0] == "ok":
+            try:
+                length = len(repr(first[1])) + (len(repr(first[2])) if first[3] else 0)
+            except ValueError:  # an int too long to print (sys.set_int_max_str_digits)
+                length = max_output + 1
+            if length > max_output:
+                first = ("big", None, None, False, 0.0)
+        kept.append(first)
+        arcs_out.append(sorted(arcs))
+        if first[0] == "ok":
+            results.append(("ok", first[1], first[2] if first[3] else None, first[4]))
+        elif first[0] == "raise":
+            results.append(("raise", first[1]))
+        else:
+            results.append((first[0], first[1]) if first[1] is not None else (first[0],))
+    kills = []
+    for source in mutants:
+        try:
+            mutant = _cg_load(source, entry, "<cg-mutant>")
+        except BaseException:
+            kills.append("invalid")
+            continue
+        killed = []
+        for i, args in enumerate(inputs):
+            ref = kept[i]
+            if ref[0] not in ("ok", "raise"):
+                continue
+            got = _cg_call(mutant, args, max(0.003, 10 * ref[4]))
+            if not _cg_same(ref, got):
+                killed.append(i)
+                if got[0] == "timeout" or len(killed) >= max_kills:
+                    break
+        kills.append(killed)
+    return {"results": results, "arcs": arcs_out, "kills": kills}

@@ -1,0 +1,103 @@
+"""Agents head to head: training throughput, time lost waiting on the sandbox, and the pass rate reached.
+
+One run, same problems, same initial policy for the LM agents, same sample budget (completed
+episodes) for ``actor_critic``, ``ppo_lm`` and ``ppo_sb3``:
+
+- samples/s: completed episodes per second of training wall clock, sandbox execution included;
+- ``exec_wait_fraction``: the share of ``actor_critic``'s training wall clock spent blocked on test
+  execution (sampling of the next batch overlaps the execution of the previous one);
+- pass rate: pass@1 on the training problems after the budget (``--eval-n`` samples per problem).
+
+The budget is trained in ``--rounds`` rounds, the agents taking turns within each round, so that load
+from other processes on a shared machine hits every agent alike. ``ppo_sb3``'s policy is SB3's MLP
+over token ids (it cannot start from the LM), so "same policy size" holds for the two LM agents only.
+Ends with one JSON line.
+
+    python experiments/benchmarks/bench_agents.py [--quick] [--problems simple] [--budget 512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import torch
+
+from codegym import agents
+from codegym import problems as sources
+from codegym.execution import Executor
+
+AGENTS = ("actor_critic", "ppo_lm", "ppo_sb3")
+
+
+def train_round(agent, problems, episodes: int, per_step: int, executor) -> float:
+    """Train ``agent`` on about ``episodes`` more episodes; returns the wall-clock seconds it took."""
+    start = time.perf_counter()
+    if agent.name == "ppo_sb3":  # episodes per SB3 iteration vary: iterate until the count is reached
+        target = agent.timing["episodes"] + episodes
+        while agent.timing["episodes"] < target:
+            agent.fit(problems, 1, executor=executor)
+    else:
+        agent.fit(problems, math.ceil(episodes / per_step), executor=executor)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="A small budget and short completions (a few minutes on 2 busy CPU cores).")
+    parser.add_argument("--problems", default="simple", help="Problem source (name or path).")
+    parser.add_argument("--split", default=None, help="Split used as the training set (default: all problems of the source).")
+    parser.add_argument("--policy", default="default", help="Initial policy of the LM agents (and tokenizer of ppo_sb3).")
+    parser.add_argument("--preset", default="default", help="Agent preset.")
+    parser.add_argument("--budget", type=int, default=None, help="Completed episodes each agent trains on (default 2048; --quick 512).")
+    parser.add_argument("--rounds", type=int, default=None, help="Turns the budget is split into, agents alternating (default 4; --quick 2).")
+    parser.add_argument("--batch-problems", type=int, default=8)
+    parser.add_argument("--samples-per-problem", type=int, default=4)
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="Default 64; --quick 32.")
+    parser.add_argument("--eval-n", type=int, default=None, help="Samples per problem for the final pass rate (default 4; --quick 2).")
+    parser.add_argument("--workers", type=int, default=2, help="Sandbox workers.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 avoids oversubscribing cores shared with the sandbox workers).")
+    args = parser.parse_args()
+    defaults = {"budget": (2048, 512), "rounds": (4, 2), "max_new_tokens": (64, 32), "eval_n": (4, 2)}
+    for key, (full, quick) in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, quick if args.quick else full)
+
+    torch.set_num_threads(args.threads)
+    problems = sources.load(args.problems, split=args.split)
+    per_step = args.batch_problems * args.samples_per_problem
+    lm = {"batch_problems": args.batch_problems, "samples_per_problem": args.samples_per_problem}
+    out: dict[str, object] = {"problems": args.problems, "n_problems": len(problems), "budget_episodes": args.budget}
+    with Executor(workers=args.workers) as executor:
+        learners = {
+            name: agents.make(name, policy=args.policy, preset=args.preset, max_new_tokens=args.max_new_tokens, seed=args.seed, **({} if name == "ppo_sb3" else lm))
+            for name in AGENTS
+        }
+        # Warm-up, not timed: the sandbox pool's start and each model's first call.
+        executor.run(problems[0].reference_program() if problems[0].reference else "pass", list(problems[0].tests))
+        for name in ("actor_critic", "ppo_lm"):
+            learners[name].generate([problems[0].prompt], 1)
+        wall = dict.fromkeys(AGENTS, 0.0)
+        for _ in range(args.rounds):
+            for name in AGENTS:
+                wall[name] += train_round(learners[name], problems, args.budget // args.rounds, per_step, executor)
+        for name in AGENTS:
+            agent = learners[name]
+            episodes = agent.timing["episodes"]
+            result = agents.evaluate_agent(agent, problems, n=args.eval_n, ks=[1], executor=executor, seed=args.seed)
+            out[f"{name}_samples_per_s"] = round(episodes / wall[name], 3)
+            out[f"{name}_pass_rate"] = result["pass@1"]
+            out[f"{name}_episodes"] = episodes
+            out[f"{name}_wall_s"] = round(wall[name], 2)
+            print(f"{name:13s} {episodes / wall[name]:8.2f} samples/s  {episodes} episodes in {wall[name]:.1f}s  pass@1 {result['pass@1']:.3f}", flush=True)
+    out["actor_critic_exec_wait_s"] = round(learners["actor_critic"].timing["exec_wait_s"], 3)
+    out["exec_wait_fraction"] = round(learners["actor_critic"].timing["exec_wait_s"] / wall["actor_critic"], 4)
+    out["ratio_vs_ppo_lm"] = round(out["actor_critic_samples_per_s"] / out["ppo_lm_samples_per_s"], 3)  # type: ignore[operator]
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
