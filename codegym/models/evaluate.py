@@ -12,6 +12,7 @@ import argparse
 import ast
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,14 +42,16 @@ def function_prompt(text: str) -> str:
 def parse_rate(prompts: Sequence[str], completions: Sequence[Sequence[str]]) -> float:
     """Share of prompt + completion programs that ``ast.parse`` accepts."""
     total = ok = 0
-    for prompt, row in zip(prompts, completions):
-        for completion in row:
-            total += 1
-            try:
-                ast.parse(prompt + completion)
-                ok += 1
-            except (SyntaxError, ValueError):
-                pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # generated code is full of invalid escapes and the like
+        for prompt, row in zip(prompts, completions):
+            for completion in row:
+                total += 1
+                try:
+                    ast.parse(prompt + completion)
+                    ok += 1
+                except (SyntaxError, ValueError):
+                    pass
     return ok / max(total, 1)
 
 
