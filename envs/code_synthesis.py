@@ -20,7 +20,7 @@ from codegym import problems as problem_sources
 from codegym.execution import ExecResult, Executor, default_executor
 from codegym.problems import Problem
 from codegym.rewards import RewardFn, get_reward
-from codegym.envs.tokens import TokenCodec, load_tokenizer
+from codegym.envs.tokens import TokenCodec, load_tokenizer, split_prompt
 
 __all__ = ["CodeSynthesisEnv", "CodeSynthesisSeqEnv", "resolve_problems"]
 
@@ -125,7 +125,9 @@ class CodeSynthesisEnv(_ProblemEnv):
     ## Observation
     ``Dict(tokens=Box(0, vocab_size - 1, (max_prompt_tokens + max_new_tokens,), int64),
     mask=Box(0, 1, (same,), int8), length=Box(0, same, (1,), int64))``: the token ids of the prompt
-    followed by the tokens generated so far, padded on the right with the tokenizer's pad id; ``mask``
+    (without its trailing whitespace, which the model writes itself, as BPE merges a newline with the
+    indentation after it) followed by the tokens generated so far, padded on the right with the
+    tokenizer's pad id; ``mask``
     is 1 on real tokens and ``length`` counts them. Prompts longer than ``max_prompt_tokens`` keep
     their last ``max_prompt_tokens`` tokens (the end of the prompt, where the body starts, matters most).
 
@@ -203,7 +205,7 @@ class CodeSynthesisEnv(_ProblemEnv):
         self._prompt_length = self._length = len(prompt_ids)
         self._tokens[: self._length] = prompt_ids
         self._mask[: self._length] = 1
-        self._line = self.codec.new_line_state(self.problem.prompt.endswith("\n"))
+        self._line = self.codec.new_line_state(split_prompt(self.problem.prompt)[0].endswith("\n"))
         self._done = False
         self._last = None
         return self.observation(), {"task_id": self.problem.task_id, "prompt": self.problem.prompt}
@@ -239,7 +241,7 @@ class CodeSynthesisEnv(_ProblemEnv):
             return "", False, False
         self._done = True
         assert self.problem is not None
-        completion = self.codec.decode(self._tokens[self._prompt_length : self._length], self.problem.prompt.endswith("\n"))
+        completion = self.codec.decode(self._tokens[self._prompt_length : self._length], self.problem.prompt)
         return completion, terminated, truncated
 
     def finish(self, completion: str, result: ExecResult) -> tuple[float, dict[str, Any]]:

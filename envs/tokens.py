@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LineState", "TokenCodec", "load_tokenizer"]
+__all__ = ["LineState", "TokenCodec", "load_tokenizer", "split_prompt"]
 
 EOF_TOKEN = "<eof>"
 _TOP_LEVEL = re.compile(r"\n(?=\S)")
@@ -45,6 +45,14 @@ def load_tokenizer(tokenizer: Any = None) -> Any:
     return tokenizer
 
 
+def split_prompt(prompt: str) -> tuple[str, str]:
+    """(prompt without trailing whitespace, that whitespace). BPE merges a newline with the indentation
+    after it, so the model writes the prompt's trailing newline and indentation itself, as in
+    `codegym.models.Policy.generate`."""
+    head = prompt.rstrip()
+    return head, prompt[len(head) :]
+
+
 @dataclass
 class LineState:
     """Whether the text generated so far ends a line (so the next token may start a new one)."""
@@ -70,15 +78,20 @@ class TokenCodec:
         self._ends_line, self._empty, self._starts_code, self._newline_code = _line_table(tokenizer)
 
     def encode_prompt(self, prompt: str) -> list[int]:
-        return list(self.tokenizer(prompt)["input_ids"])
+        """Token ids of ``prompt`` without its trailing whitespace (see `split_prompt`)."""
+        return list(self.tokenizer(split_prompt(prompt)[0])["input_ids"])
 
-    def decode(self, ids: np.ndarray | list[int], prompt_ends_line: bool = True) -> str:
-        """The completion text of generated ids, cut where the function body ends."""
+    def decode(self, ids: np.ndarray | list[int], prompt: str) -> str:
+        """The completion of ``prompt`` that generated ids stand for, cut where the function body ends.
+
+        The ids continue ``prompt`` without its trailing whitespace (see `split_prompt`), so the
+        whitespace they start with is the prompt's own and is not part of the completion.
+        """
+        from codegym.models.policy import completion_after, truncate_completion
+
+        head, tail = split_prompt(prompt)
         text = self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
-        if prompt_ends_line and text[:1].strip():
-            return ""
-        match = _TOP_LEVEL.search(text)
-        return text if match is None else text[: match.start() + 1]
+        return completion_after(tail, truncate_completion(text, head.endswith("\n")))
 
     def new_line_state(self, prompt_ends_line: bool) -> LineState:
         return LineState(prompt_ends_line)

@@ -23,7 +23,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 from codegym.models import tokenizer as tok
 
-__all__ = ["DEFAULT_DIR", "Policy", "PolicyLoadError", "load_policy", "truncate_completion"]
+__all__ = ["DEFAULT_DIR", "Policy", "PolicyLoadError", "completion_after", "load_policy", "truncate_completion"]
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "default"
 _TOP_LEVEL = re.compile(r"\n(?=\S)")
@@ -130,7 +130,7 @@ class Policy:
                 torch.manual_seed(seed)
             for start in range(0, len(rows), self.batch_size):
                 texts += self._generate_batch(rows[start : start + self.batch_size], max_new_tokens, prompt_budget, temperature, top_p)
-        completions = [_after(suffix, truncate_completion(t, row.endswith("\n"))) for t, row, suffix in zip(texts, rows, suffixes)]
+        completions = [completion_after(suffix, truncate_completion(t, row.endswith("\n"))) for t, row, suffix in zip(texts, rows, suffixes)]
         return [completions[i * n : (i + 1) * n] for i in range(len(prompts))]
 
     def _generate_batch(self, rows: list[str], max_new_tokens: int, prompt_budget: int, temperature: float, top_p: float) -> list[str]:
@@ -156,7 +156,7 @@ class Policy:
         return texts
 
 
-def _after(suffix: str, text: str) -> str:
+def completion_after(suffix: str, text: str) -> str:
     """``text`` without the prompt's trailing whitespace ``suffix`` it begins with ("" when it does not)."""
     return text[len(suffix) :] if text.startswith(suffix) else ""
 
