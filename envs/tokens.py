@@ -8,7 +8,6 @@ the text so far ends a line, so a per-vocabulary table built once answers it wit
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -18,7 +17,6 @@ import numpy as np
 __all__ = ["LineState", "TokenCodec", "load_tokenizer", "split_prompt"]
 
 EOF_TOKEN = "<eof>"
-_TOP_LEVEL = re.compile(r"\n(?=\S)")
 
 
 @lru_cache(maxsize=8)
@@ -109,12 +107,10 @@ _TABLES: dict[tuple[str, int], tuple[np.ndarray, ...]] = {}
 
 
 def _line_table(tokenizer: Any) -> tuple[np.ndarray, ...]:
-    """Per token: ends with a newline; adds no text; starts with code; holds a newline followed by code."""
+    """`codegym.models.policy.line_flags` as boolean arrays, computed once per tokenizer."""
+    from codegym.models.policy import line_flags
+
     key = (getattr(tokenizer, "name_or_path", "") or str(id(tokenizer)), len(tokenizer))
     if key not in _TABLES:
-        special = set(tokenizer.all_special_ids)
-        tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-        texts = ["" if t is None or i in special else tokenizer.convert_tokens_to_string([t]) for i, t in enumerate(tokens)]
-        rows = [(t.endswith("\n"), t == "", bool(t[:1].strip()), bool(_TOP_LEVEL.search(t))) for t in texts]
-        _TABLES[key] = tuple(np.array(column, dtype=bool) for column in zip(*rows))
+        _TABLES[key] = tuple(np.array(column, dtype=bool) for column in line_flags(tokenizer))
     return _TABLES[key]

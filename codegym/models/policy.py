@@ -23,7 +23,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 from codegym.models import tokenizer as tok
 
-__all__ = ["DEFAULT_DIR", "Policy", "PolicyLoadError", "completion_after", "load_policy", "truncate_completion"]
+__all__ = ["DEFAULT_DIR", "Policy", "PolicyLoadError", "completion_after", "line_flags", "load_policy", "truncate_completion"]
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "default"
 _TOP_LEVEL = re.compile(r"\n(?=\S)")
@@ -59,11 +59,19 @@ class _TokenTable:
 
     @classmethod
     def build(cls, tokenizer: PreTrainedTokenizerBase, device: torch.device) -> _TokenTable:
-        special = set(tokenizer.all_special_ids)
-        tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-        decoded = ["" if t is None or i in special else tokenizer.convert_tokens_to_string([t]) for i, t in enumerate(tokens)]
-        flags = [(d.endswith("\n"), d == "", bool(d[:1].strip()), bool(_TOP_LEVEL.search(d))) for d in decoded]
-        return cls(*(torch.tensor(column, device=device) for column in zip(*flags)))
+        return cls(*(torch.tensor(column, device=device) for column in line_flags(tokenizer)))
+
+
+def line_flags(tokenizer: PreTrainedTokenizerBase) -> tuple[list[bool], list[bool], list[bool], list[bool]]:
+    """Per token id: its text ends with a newline; it adds no text (special tokens included); it
+    starts with a non-whitespace character; it holds a newline followed by code. Together with
+    "does the text so far end a line", these tell whether a token ends a function body."""
+    special = set(tokenizer.all_special_ids)
+    tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    decoded = ["" if t is None or i in special else tokenizer.convert_tokens_to_string([t]) for i, t in enumerate(tokens)]
+    rows = [(d.endswith("\n"), d == "", bool(d[:1].strip()), bool(_TOP_LEVEL.search(d))) for d in decoded]
+    ends_newline, empty, starts_code, newline_code = (list(column) for column in zip(*rows))
+    return ends_newline, empty, starts_code, newline_code
 
 
 class _EndOfFunction(StoppingCriteria):
