@@ -34,7 +34,7 @@ from codegym.problems import Problem
 from codegym.agents.base import LMAgent
 from codegym.agents.config import AgentConfig, ConfigError
 from codegym.agents.replay import ReplayBuffer, Sample
-from codegym.agents.rollout import Rollout, encode, kl_to_reference, masked_mean, token_view
+from codegym.agents.rollout import Rollout, action_logits, encode, kl_to_reference, masked_mean, token_view
 
 __all__ = ["ActorCritic", "ActorCriticConfig", "Critic"]
 
@@ -171,9 +171,9 @@ class ActorCritic(LMAgent):
         entropy = masked_mean(view.entropy, mask)
         kl = torch.zeros((), device=self.device)
         if self.reference is not None and cfg.kl_coef > 0:
-            with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                ref_logits = self.reference(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
-            kl = masked_mean(kl_to_reference(view.logits, ref_logits), mask)
+            with torch.no_grad():
+                ref_logits, _ = action_logits(self.reference, batch, self.autocast)  # [N, V]
+            kl = masked_mean(kl_to_reference(view.action_logits, ref_logits, mask), mask)
         actor_loss = pg_loss + cfg.kl_coef * kl - cfg.entropy_coef * entropy
         self._optimizer_step(self.optimizer, actor_loss, self.model.parameters(), "actor loss")
 

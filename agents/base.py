@@ -58,6 +58,7 @@ class Agent:
 
     name: ClassVar[str]
     Config: ClassVar[type[AgentConfig]] = AgentConfig
+    learns: ClassVar[bool] = True  # False for baselines whose `fit` changes nothing (clm)
 
     def __init__(self, config: AgentConfig) -> None:
         self.config = config

@@ -17,6 +17,7 @@ class CLM(LMAgent):
 
     name = "clm"
     Config = AgentConfig
+    learns = False
 
     def _train(self, problems: list[Problem], steps: int) -> Iterator[dict[str, Any]]:
         for _ in range(steps):

@@ -55,6 +55,8 @@ class AgentConfig:
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": {"batch_problems": 2, "samples_per_problem": 4, "max_new_tokens": 24, "save_every": 2},
         "default": {},
+        # PAPER.md's standard choices where the paper gives none: 4–16 samples per prompt, T 0.6–1.0, 256–512 new tokens.
+        "paper": {"samples_per_problem": 8, "temperature": 0.8, "max_new_tokens": 256},
     }
 
     def to_dict(self) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from torch import nn
 
 from codegym.agents.base import LMAgent
 from codegym.agents.config import AgentConfig
-from codegym.agents.rollout import Rollout, encode, masked_mean, token_view
+from codegym.agents.rollout import Rollout, action_logits, encode, masked_mean, scatter_actions, token_view
 
 __all__ = ["PPOLM", "PPOLMConfig"]
 
@@ -103,9 +103,9 @@ class PPOLM(LMAgent):
             view = token_view(self.model, batch, self.autocast)
             old_logprobs = view.logprobs  # [B, T-1]
             old_values = self.value_head(view.hidden).squeeze(-1) * mask  # [B, T-1]
-            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                ref_logits = self.reference(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1].float()
-            ref_logprobs = torch.log_softmax(ref_logits, -1).gather(-1, batch.input_ids[:, 1:, None]).squeeze(-1)
+            ref_logits, _ = action_logits(self.reference, batch, self.autocast)  # [N, V]
+            actions = batch.input_ids[:, 1:][mask.bool()]  # [N]
+            ref_logprobs = scatter_actions(torch.log_softmax(ref_logits, -1).gather(-1, actions[:, None]).squeeze(-1), mask)
             kl_tokens = (old_logprobs - ref_logprobs) * mask  # [B, T-1] sample estimate of KL per token
 
             # 2. per-token rewards: KL penalty everywhere, the test reward on the last completion token.

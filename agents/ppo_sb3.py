@@ -55,6 +55,7 @@ class PPOSB3Config(AgentConfig):
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": {**AgentConfig.PRESETS["tiny"], "n_envs": 2, "n_steps": 16, "batch_size": 16, "n_epochs": 2, "max_prompt_tokens": 32},
         "default": {},
+        "paper": dict(AgentConfig.PRESETS["paper"]),
     }
 
 

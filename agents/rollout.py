@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from codegym.execution import ExecResult
 from codegym.problems import Problem
 
-__all__ = ["Batch", "Rollout", "TokenView", "encode", "kl_to_reference", "masked_mean", "token_view"]
+__all__ = ["Batch", "Rollout", "TokenView", "action_logits", "encode", "kl_to_reference", "masked_mean", "scatter_actions", "token_view"]
 
 
 @dataclass
@@ -79,25 +79,43 @@ def encode(tokenizer, prompts: Sequence[str], completions: Sequence[str], contex
 
 @dataclass
 class TokenView:
-    """What the policy says about each action of a `Batch` (all [B, T-1] unless noted)."""
+    """What the policy says about each action of a `Batch` ([B, T-1], zero where there is no action, unless noted)."""
 
     logprobs: torch.Tensor  # log π(a_t | s_t)
     entropy: torch.Tensor  # H(π(· | s_t))
-    hidden: torch.Tensor  # [B, T-1, H] last-layer hidden state of s_t
-    logits: torch.Tensor  # [B, T-1, V]
+    hidden: torch.Tensor  # [B, T-1, H] last-layer hidden state of s_t, at every position
+    action_logits: torch.Tensor  # [N, V] logits at the N action positions (batch.action_mask, row-major)
+
+
+def action_logits(model, batch: Batch, autocast: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's logits at the action positions only ([N, V]) and its last hidden states ([B, T-1, H]).
+
+    The output layer runs on the completion positions alone: prompts are several times longer than
+    completions, and the vocabulary-sized logits over them (with their softmax, entropy and KL) were
+    most of an update's time and memory. Uses ``model.base_model`` and the output embeddings, which
+    is exactly the forward pass of a plain causal LM (GPT-2, CodeGen, Llama families).
+    """
+    device_type = batch.input_ids.device.type
+    with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=autocast):
+        hidden = model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state[:, :-1]
+        logits = model.get_output_embeddings()(hidden[batch.action_mask.bool()])
+    return logits.float(), hidden.float()
+
+
+def scatter_actions(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-action ``values`` ([N]) laid out as [B, T-1], zero where ``mask`` is 0."""
+    return torch.zeros(mask.shape, dtype=values.dtype, device=values.device).masked_scatter(mask.bool(), values)
 
 
 def token_view(model, batch: Batch, autocast: bool) -> TokenView:
     """One forward pass of ``model`` over ``batch``; mixed precision (bfloat16) when ``autocast`` (CUDA)."""
-    device_type = batch.input_ids.device.type
-    with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=autocast):
-        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True)
-    logits = out.logits[:, :-1].float()  # [B, T-1, V]
-    logp_all = F.log_softmax(logits, dim=-1)
-    actions = batch.input_ids[:, 1:].unsqueeze(-1)  # [B, T-1, 1]
-    logprobs = logp_all.gather(-1, actions).squeeze(-1)
+    logits, hidden = action_logits(model, batch, autocast)
+    mask = batch.action_mask
+    logp_all = F.log_softmax(logits, dim=-1)  # [N, V]
+    actions = batch.input_ids[:, 1:][mask.bool()]  # [N]
+    logprobs = logp_all.gather(-1, actions[:, None]).squeeze(-1)
     entropy = -(logp_all.exp() * logp_all).sum(-1)
-    return TokenView(logprobs, entropy, out.hidden_states[-1][:, :-1].float(), logits)
+    return TokenView(scatter_actions(logprobs, mask), scatter_actions(entropy, mask), hidden, logits)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -105,8 +123,8 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def kl_to_reference(logits: torch.Tensor, ref_logits: torch.Tensor) -> torch.Tensor:
-    """Exact per-token KL(π ‖ π_ref) over the vocabulary, [B, T-1]."""
+def kl_to_reference(logits: torch.Tensor, ref_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Exact per-token KL(π ‖ π_ref) over the vocabulary from logits at the action positions ([N, V]), as [B, T-1]."""
     logp = F.log_softmax(logits, dim=-1)
     ref = F.log_softmax(ref_logits.float(), dim=-1)
-    return (logp.exp() * (logp - ref)).sum(-1)
+    return scatter_actions((logp.exp() * (logp - ref)).sum(-1), mask)

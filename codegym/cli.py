@@ -26,6 +26,9 @@ from codegym.agents.commands import evaluate, train  # noqa: E402
 
 app.command("train")(train)
 app.command("evaluate")(evaluate)
+from codegym.experiments.compare import compare  # noqa: E402
+
+app.command("compare")(compare)
 
 
 def main() -> None:

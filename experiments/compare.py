@@ -1,0 +1,219 @@
+"""``codegym compare``: train agents on the same data with the same sample budget and compare them.
+
+Answers the questions of PAPER.md (one table each, see ``experiments/studies.yaml``) at the scale of
+a preset (``experiments/presets/``): ``smoke`` (CI), ``quick`` (the README's first command, minutes),
+``standard`` (about two hours on 2 CPU cores, 3 seeds) and ``paper`` (a GPU and a real code model,
+``--model``). Results go to ``--out``: per-study tables (Markdown, CSV, JSON), plots (PNG + data),
+``report.md``, and ``runs/`` with every run's checkpoint, log and evaluation. Rerunning the same
+command resumes: finished runs and evaluations are read back, an interrupted run continues from its
+last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+__all__ = ["compare", "run_comparison"]
+
+
+def _machine() -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform(), "processor": platform.processor() or platform.machine()}
+    try:
+        info["ram_gib"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        pass
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
+        info["processor"] = model
+    except (OSError, StopIteration):
+        pass
+    info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return info
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("codegym", "torch", "transformers", "gymnasium", "stable-baselines3"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def run_comparison(
+    preset_name: str,
+    out: Path,
+    *,
+    agents: list[str] | None = None,
+    train: list[str] | None = None,
+    seeds: list[int] | None = None,
+    studies: list[str] | None = None,
+    model: str | None = None,
+    workers: int | None = None,
+    command: str = "",
+    console: Any = None,
+) -> dict[str, Any]:
+    """Run (or resume) a comparison into ``out``; returns ``{"tables": [...], "report": path, ...}``."""
+    from dataclasses import replace
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from codegym.agents.registry import AGENTS
+    from codegym.execution import Executor
+    from codegym.experiments.data import resolve
+    from codegym.experiments.plan import load_preset, load_studies, plan
+    from codegym.experiments.report import build_tables, write_outputs
+    from codegym.experiments.runner import RunContext, execute
+
+    console = console or Console(stderr=True)
+    preset = load_preset(preset_name)
+    changes: dict[str, Any] = {}
+    if train:
+        changes["train"] = tuple(train)
+    if seeds:
+        changes["seeds"] = tuple(seeds)
+    if studies:
+        changes["studies"] = tuple(studies)
+    if model:
+        changes["model"] = model
+    preset = replace(preset, **changes)
+    unknown = sorted(set(agents or []) - set(AGENTS))
+    if unknown:
+        raise ValueError(f"unknown agent(s) {', '.join(unknown)}; choose from {', '.join(AGENTS)}")
+    all_studies = load_studies()
+    runs, cells = plan(preset, all_studies, agents)
+    if not runs:
+        raise ValueError("nothing to run: no variant of the chosen studies uses the chosen --agents")
+
+    out.mkdir(parents=True, exist_ok=True)
+    config = {"preset": preset.to_dict(), "agents": agents, "command": command}
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    started = time.perf_counter()
+    notes: list[str] = []
+    with Executor(workers=workers) as executor:
+        data_cache: dict[tuple[str, ...], list[Any]] = {}
+
+        def data(specs: tuple[str, ...], limit: int | None) -> list[Any]:
+            if specs not in data_cache:
+                problems, dropped = resolve(specs, limit=limit, cache_dir=out / "data", executor=executor)
+                notes.extend(n for n in dropped if n not in notes)
+                data_cache[specs] = problems
+            return data_cache[specs]
+
+        ctx = RunContext(
+            out=out,
+            executor=executor,
+            agent_preset=preset.agent_preset,
+            model=preset.model,
+            eval_n=int(preset.eval["n"]),
+            eval_ks=tuple(preset.eval["ks"]),
+            eval_temperature=float(preset.eval["temperature"]),
+            train_data=lambda specs: data(specs, preset.train_limit),
+            eval_data=lambda name: data(preset.eval_sets[name], None),
+            eval_specs=preset.eval_sets,
+        )
+        total_steps = sum(1 for _ in runs)
+        results: dict[str, dict[str, Any]] = {}
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+            overall = bar.add_task(f"compare --preset {preset.name}", total=total_steps)
+            for run in runs:
+                bar.update(overall, description=f"{run.agent} seed {run.seed}")
+                results[run.id] = execute(run, ctx)
+                bar.advance(overall)
+    header = _header(preset, command, runs, time.perf_counter() - started)
+    tables = build_tables(preset, all_studies, cells, results)
+    report = write_outputs(tables, out, header, notes)
+    return {"tables": tables, "report": report, "runs": len(runs), "seconds": time.perf_counter() - started, "notes": notes}
+
+
+def _header(preset: Any, command: str, runs: list[Any], seconds: float) -> str:
+    machine = _machine()
+    lines = [
+        f"# codegym compare — preset `{preset.name}`",
+        "",
+        preset.description,
+        "",
+        f"Command: `{command}`" if command else "",
+        f"Runs: {len(runs)} (seeds {', '.join(map(str, preset.seeds))}); sample budget {preset.budget} training episodes per run; "
+        f"evaluation: {preset.eval['n']} samples per problem at temperature {preset.eval['temperature']}, pass@k by the unbiased estimator.",
+        f"Training data: {', '.join(preset.train)}" + (f" (each capped at {preset.train_limit} problems)" if preset.train_limit else "")
+        + f"; evaluation sets: " + "; ".join(f"{k} = {', '.join(v)}" for k, v in preset.eval_sets.items()) + ".",
+        f"Initial policy: `{preset.model}`; agent preset `{preset.agent_preset}` with {json.dumps(preset.settings)}.",
+        f"Wall clock of this invocation: {seconds:.0f} s (runs read back from an earlier invocation take no time).",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in _versions().items()) + ".",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()) + ".",
+        "",
+        "Cells are mean ± standard deviation over seeds (a single seed shows no spread). `train samples` is the",
+        "number of training completions run against tests; `train s` and `eval s` are wall-clock seconds.",
+        "The full configuration is in config.json; each run's own in runs/RUN_ID/run.json.",
+    ]
+    return "\n".join(line for line in lines if line is not None)
+
+
+def _split(items: Optional[list[str]]) -> list[str] | None:
+    if not items:
+        return None
+    return [x.strip() for item in items for x in item.split(",") if x.strip()]
+
+
+def compare(
+    preset: str = typer.Option("quick", "--preset", help="smoke (CI, <1 min), quick (~5 min), standard (~2 h, 3 seeds), paper (GPU, --model), or a YAML file."),
+    agents: Optional[list[str]] = typer.Option(None, "--agents", help="Only these agents, comma-separated (default: every agent of the preset's studies)."),
+    problems: Optional[list[str]] = typer.Option(None, "--problems", help="Training data specs, comma-separated, e.g. mbpp:train,basic:train@500 (default: the preset's)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Seeds, comma-separated, e.g. 0,1,2 (default: the preset's)."),
+    studies: Optional[list[str]] = typer.Option(None, "--studies", help="Studies to run, comma-separated: agents, data, critic, replay, rewards, tests (default: the preset's)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Initial policy: 'default' (shipped), a model directory or a hub name."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: runs/compare-PRESET). Rerun with the same one to resume."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Sandbox workers (default: one per CPU)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: half the CPUs, so the sandbox keeps the rest)."),
+) -> None:
+    """Train agents on the same data with the same sample budget, evaluate pass@k, write tables, plots and report.md."""
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True)
+    torch.set_num_threads(threads or max(1, len(os.sched_getaffinity(0)) // 2))
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()] if seeds else None
+    except ValueError:
+        raise typer.BadParameter(f"--seeds expects integers separated by commas, got {seeds!r}") from None
+    name = Path(preset).stem if preset.endswith((".yaml", ".yml")) else preset
+    target = out or Path("runs") / f"compare-{name}"
+    given = {"--preset": preset, "--agents": ",".join(_split(agents) or []), "--problems": ",".join(_split(problems) or []), "--seeds": seeds,
+             "--studies": ",".join(_split(studies) or []), "--model": model, "--out": str(target), "--workers": workers, "--threads": threads}  # fmt: skip
+    command = "codegym compare " + " ".join(f"{k} {shlex.quote(str(v))}" for k, v in given.items() if v not in (None, ""))
+    try:
+        outcome = run_comparison(preset, target, agents=_split(agents), train=_split(problems), seeds=seed_list,
+                                 studies=_split(studies), model=model, workers=workers, command=command, console=console)  # fmt: skip
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    screen = Console()
+    for table in outcome["tables"]:  # means only, to fit a terminal; report.md has the spread over seeds
+        metrics = " / ".join(table.metrics)
+        view = Table(title=table.study.title, title_justify="left", caption=f"cells: {metrics}, mean over seeds", caption_justify="left")
+        view.add_column("variant", no_wrap=True)
+        for name in table.eval_sets:
+            view.add_column(name, justify="right", no_wrap=True)
+        view.add_column("train s", justify="right")
+        for label in table.labels:
+            cells = [" / ".join(table.mean_text(label, f"{name} {m}") for m in table.metrics) for name in table.eval_sets]
+            view.add_row(label, *cells, table.mean_text(label, "train s", digits=0))
+        screen.print(view)
+    for note in outcome["notes"]:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    console.print(f"{outcome['runs']} runs in {outcome['seconds']:.0f} s; report: {outcome['report']}")

@@ -1,0 +1,228 @@
+"""What a comparison runs: presets and studies (YAML data) turned into a list of training runs.
+
+A *preset* (``experiments/presets/NAME.yaml``) fixes the scale: seeds, sample budget, agent settings,
+training data and evaluation sets. A *study* (``experiments/studies.yaml``) is one of the paper's
+questions: a list of variants (agent, settings, training data), one table. `plan` expands studies ×
+variants × seeds into `Run`s; variants that come out identical in different studies (the
+actor-critic of RQ1 is the ``sync`` critic of RQ3 and the ``paper`` reward of RQ4) share one run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["Preset", "Run", "Study", "Variant", "available_presets", "load_preset", "load_studies", "plan"]
+
+DEFAULT_AGENT = "actor_critic"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _package_file(name: str) -> Path:
+    return Path(str(resources.files("codegym.experiments").joinpath(name)))
+
+
+@dataclass(frozen=True)
+class Preset:
+    """The scale of a comparison. Every field is a YAML key of the preset file.
+
+    Attributes:
+        name: the preset's name (its file stem).
+        description: one line shown by ``--help`` and in the report.
+        studies: study names (keys of studies.yaml) to run, in table order.
+        seeds: one run per seed per variant; tables show mean ± std over them.
+        agent_preset: the agents' own preset (tiny, default, paper) under ``settings``.
+        settings: agent settings shared by every agent (`codegym.agents.config.AgentConfig` keys).
+        budget: training episodes (completions run against tests) per run — the same for every agent.
+        train: training data specs (`experiments.data`) of every variant that names none.
+        train_limit: cap on every training set (first N after a fixed shuffle); None: no cap.
+        eval_sets: evaluation set name → data specs; pass@k is computed per set.
+        eval: ``n`` samples per problem, ``ks``, sampling ``temperature``.
+        data_sizes: sizes of the RQ2 curve (number of generated training problems).
+        model: the initial policy: ``default`` (shipped), a model directory or a hub name.
+    """
+
+    name: str
+    description: str
+    studies: tuple[str, ...]
+    seeds: tuple[int, ...]
+    agent_preset: str = "default"
+    settings: dict[str, Any] = field(default_factory=dict)
+    budget: int = 128
+    train: tuple[str, ...] = ("mbpp:train",)
+    train_limit: int | None = None
+    eval_sets: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    eval: dict[str, Any] = field(default_factory=lambda: {"n": 10, "ks": [1, 10], "temperature": 0.8})
+    data_sizes: tuple[int, ...] = ()
+    model: str = "default"
+
+    @classmethod
+    def from_dict(cls, name: str, data: dict[str, Any]) -> Preset:
+        known = set(cls.__dataclass_fields__) - {"name"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"preset {name!r}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        values = dict(data)
+        for key in ("studies", "seeds", "train", "data_sizes"):
+            if key in values:
+                values[key] = tuple(values[key])
+        if "eval_sets" in values:
+            values["eval_sets"] = {k: tuple([v] if isinstance(v, str) else v) for k, v in values["eval_sets"].items()}
+        preset = cls(name=name, **values)
+        if preset.budget < 1:
+            raise ValueError(f"preset {name!r}: budget must be at least 1 episode")
+        if not preset.seeds:
+            raise ValueError(f"preset {name!r}: give at least one seed")
+        if max(preset.eval["ks"]) > preset.eval["n"]:
+            raise ValueError(f"preset {name!r}: every k of eval.ks must be at most eval.n={preset.eval['n']}")
+        return preset
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of a study's table: an agent, its settings on top of the preset's, its training data."""
+
+    label: str
+    agent: str = DEFAULT_AGENT
+    settings: dict[str, Any] = field(default_factory=dict)
+    train: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Study:
+    """One of the paper's questions: variants compared on some evaluation sets."""
+
+    name: str
+    title: str
+    eval: tuple[str, ...] | str
+    variants: tuple[Variant, ...]
+    sizes_of: str | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    """One agent trained with one seed on one data set, then evaluated: the unit of work and of resumption."""
+
+    agent: str
+    settings: dict[str, Any]
+    train: tuple[str, ...]
+    seed: int
+    budget: int
+    eval_sets: tuple[str, ...]
+
+    @property
+    def key(self) -> dict[str, Any]:
+        """What makes two runs the same run (the evaluation sets are not part of it)."""
+        return {"agent": self.agent, "settings": self.settings, "train": list(self.train), "seed": self.seed, "budget": self.budget}
+
+    @property
+    def id(self) -> str:
+        """A directory name: readable, and unique to the run's key."""
+        digest = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()[:10]
+        return f"{self.agent}-s{self.seed}-{digest}"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Where a run's results appear: a study, a variant label, a seed."""
+
+    study: str
+    label: str
+    seed: int
+    run_id: str
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in _package_file("presets").iterdir() if p.suffix == ".yaml")
+
+
+def load_preset(name_or_path: str | Path) -> Preset:
+    """A preset by name (``smoke``, ``quick``, ``standard``, ``paper``) or from a YAML file."""
+    path = Path(name_or_path)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        path = _package_file(f"presets/{name_or_path}.yaml")
+        if not path.is_file():
+            raise ValueError(f"unknown preset {str(name_or_path)!r}; choose one of {', '.join(available_presets())} or give a YAML file")
+    return Preset.from_dict(path.stem, _read_yaml(path))
+
+
+def load_studies(path: str | Path | None = None) -> dict[str, Study]:
+    """The studies of ``path`` (default: the packaged studies.yaml), by name."""
+    data = _read_yaml(Path(path) if path else _package_file("studies.yaml"))
+    studies = {}
+    for name, spec in data.items():
+        variants = []
+        for label, v in (spec.get("variants") or {}).items():
+            v = v or {}
+            train = v.get("train")
+            variants.append(Variant(str(label), v.get("agent", DEFAULT_AGENT), dict(v.get("set") or {}), tuple(train) if train else None))
+        ev = spec.get("eval", "all")
+        studies[name] = Study(name, spec.get("title", name), ev if ev == "all" else tuple(ev), tuple(variants), spec.get("sizes_of"))
+    return studies
+
+
+def study_variants(study: Study, preset: Preset) -> list[Variant]:
+    """The study's variants at this preset's scale (the RQ2 size curve comes from ``data_sizes``)."""
+    variants = list(study.variants)
+    if study.sizes_of:
+        variants += [Variant(f"{study.sizes_of}@{n}", train=(f"{study.sizes_of}@{n}",)) for n in preset.data_sizes]
+    return variants
+
+
+def study_eval_sets(study: Study, preset: Preset) -> tuple[str, ...]:
+    """The evaluation sets a study is scored on: those it names that the preset has."""
+    if study.eval == "all":
+        return tuple(preset.eval_sets)
+    return tuple(name for name in study.eval if name in preset.eval_sets)
+
+
+def resolved_settings(agent: str, agent_preset: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Every setting of ``agent`` after its preset and ``settings`` (the seed aside): variants that
+    differ only in spelling out a default (``critic: sync``) become the same run."""
+    from codegym.agents.config import build_config
+    from codegym.agents.registry import agent_class
+
+    config = build_config(agent_class(agent).Config, agent_preset, settings).to_dict()
+    config.pop("seed")
+    return config
+
+
+def plan(preset: Preset, studies: dict[str, Study], agents: list[str] | None = None) -> tuple[list[Run], list[Cell]]:
+    """The runs to do (each once) and where each one's results appear.
+
+    ``agents`` keeps only the variants of those agents (in every study).
+    """
+    missing = [s for s in preset.studies if s not in studies]
+    if missing:
+        raise ValueError(f"unknown study {', '.join(missing)}; studies.yaml has {', '.join(studies)}")
+    runs: dict[str, Run] = {}
+    cells: list[Cell] = []
+    for name in preset.studies:
+        study = studies[name]
+        for variant in study_variants(study, preset):
+            if agents is not None and variant.agent not in agents:
+                continue
+            settings = resolved_settings(variant.agent, preset.agent_preset, {**preset.settings, **variant.settings})
+            for seed in preset.seeds:
+                run = Run(variant.agent, settings, variant.train or preset.train, seed, preset.budget, study_eval_sets(study, preset))
+                if run.id in runs:  # the same run serves several studies: evaluate it on all their sets
+                    merged = runs[run.id].eval_sets + tuple(s for s in run.eval_sets if s not in runs[run.id].eval_sets)
+                    run = replace(runs[run.id], eval_sets=merged)
+                runs[run.id] = run
+                cells.append(Cell(name, variant.label, seed, run.id))
+    return list(runs.values()), cells

@@ -1,0 +1,148 @@
+"""`codegym compare`: presets, data specs, the run plan, and a whole `--preset smoke` comparison."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from codegym.cli import app
+from codegym.experiments.data import DataSpec, parse_spec
+from codegym.experiments.plan import available_presets, load_preset, load_studies, plan, study_variants
+
+runner = CliRunner()
+
+STUDY_FILES = ("table_{}.md", "table_{}.csv", "table_{}.json", "curves_{}.png", "curves_{}.csv", "passk_{}.png", "wallclock_{}.png", "wallclock_{}.csv")
+
+
+def test_presets_load_and_name_known_studies():
+    studies = load_studies()
+    assert {"smoke", "quick", "standard", "paper"} <= set(available_presets())
+    for name in available_presets():
+        preset = load_preset(name)
+        assert set(preset.studies) <= set(studies), name
+        runs, cells = plan(preset, studies)  # every agent accepts the preset's settings
+        assert runs and cells
+        for study in preset.studies:
+            for ev in studies[study].eval if studies[study].eval != "all" else ():
+                assert ev in preset.eval_sets, (name, study, ev)
+
+
+def test_unknown_preset_and_keys_are_explained(tmp_path):
+    with pytest.raises(ValueError, match="choose one of"):
+        load_preset("nope")
+    bad = tmp_path / "mine.yaml"
+    bad.write_text("description: x\nstudies: [agents]\nseeds: [0]\nbudgt: 3\n")
+    with pytest.raises(ValueError, match="unknown key.*budgt"):
+        load_preset(bad)
+
+
+@pytest.mark.parametrize(
+    "text, spec",
+    [
+        ("mbpp", DataSpec("mbpp")),
+        ("mbpp:train", DataSpec("mbpp", "train")),
+        ("basic:train@64", DataSpec("basic", "train", 64)),
+        ("mbpp:train+generated-tests", DataSpec("mbpp", "train", None, True)),
+        ("/data/my.jsonl:test@5", DataSpec("/data/my.jsonl", "test", 5)),
+    ],
+)
+def test_data_specs(text, spec):
+    assert parse_spec(text) == spec
+
+
+def test_bad_data_spec_says_how_to_write_one():
+    with pytest.raises(ValueError, match="positive whole number"):
+        parse_spec("basic:train@x")
+
+
+def test_identical_variants_of_different_studies_share_a_run():
+    preset = load_preset("standard")
+    studies = load_studies()
+    runs, cells = plan(preset, studies)
+    by_label = {(c.study, c.label, c.seed): c.run_id for c in cells}
+    for seed in preset.seeds:
+        same = {by_label[("agents", "actor_critic", seed)], by_label[("critic", "sync", seed)], by_label[("rewards", "paper", seed)],
+                by_label[("replay", "replay + AST filter", seed)], by_label[("data", "mbpp+generated", seed)]}  # fmt: skip
+        assert len(same) == 1
+        assert by_label[("data", "mbpp", seed)] == by_label[("tests", "MBPP's own tests", seed)]
+    assert len({r.id for r in runs}) == len(runs)
+    shared = next(r for r in runs if r.id == by_label[("agents", "actor_critic", preset.seeds[0])])
+    assert set(shared.eval_sets) == set(preset.eval_sets)  # RQ1 scores it on every set
+    expected_cells = sum(len(study_variants(studies[s], preset)) for s in preset.studies) * len(preset.seeds)
+    assert len(cells) == expected_cells
+
+
+def test_agents_option_keeps_those_agents_only():
+    runs, cells = plan(load_preset("quick"), load_studies(), agents=["clm", "actor_critic"])
+    assert {r.agent for r in runs} == {"clm", "actor_critic"}
+
+
+def test_smoke_comparison_writes_every_table_and_plot(in_tmp):
+    out = in_tmp / "cmp"
+    result = runner.invoke(app, ["compare", "--preset", "smoke", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    preset = load_preset("smoke")
+    studies = load_studies()
+    for study in preset.studies:
+        for pattern in STUDY_FILES:
+            path = out / pattern.format(study)
+            assert path.is_file() and path.stat().st_size > 0, path
+        table = json.loads((out / f"table_{study}.json").read_text())
+        labels = {v.label for v in study_variants(studies[study], preset)}
+        assert {r["variant"] for r in table["rows"]} == labels
+        for row in table["rows"]:  # a number for every variant (every agent in RQ1), every column
+            assert row["seeds"] == len(preset.seeds) and not math.isnan(row["mean"]), row
+        with (out / f"table_{study}.csv").open() as fh:
+            assert len(list(csv.DictReader(fh))) == len(table["rows"])
+    agents_table = json.loads((out / "table_agents.json").read_text())
+    assert {r["agent"] for r in agents_table["rows"]} == {"clm", "actor_critic", "ppo_lm", "ppo_sb3", "coderl"}
+    trained = [r for r in agents_table["rows"] if r["column"] == "train samples" and r["agent"] != "clm"]
+    assert all(r["mean"] >= preset.budget for r in trained)  # the same sample budget for every learning agent
+    assert (out / "data_size.png").is_file() and (out / "data_size.csv").is_file()
+    report = (out / "report.md").read_text()
+    assert "codegym compare --preset smoke" in report and "Machine:" in report and "torch" in report
+    for study in preset.studies:
+        assert studies[study].title in report
+    assert "tests generated by data_gen" in report
+    assert any((out / "data").glob("*generated-tests.jsonl"))
+
+    # a second invocation resumes: nothing is trained or evaluated again
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/eval/*.json")}
+    again = runner.invoke(app, ["compare", "--preset", "smoke", "--out", str(out), "--studies", "agents"])
+    assert again.exit_code == 0, again.output
+    assert {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/eval/*.json")} == stamps
+
+
+def test_interrupted_training_resumes_from_its_checkpoint(in_tmp, executor):
+    from codegym.experiments.plan import Run
+    from codegym.experiments.runner import RunContext, execute
+    from codegym.problems import load
+
+    problems = load("simple")[:4]
+    ctx = RunContext(out=in_tmp, executor=executor, agent_preset="tiny", model="default", eval_n=2, eval_ks=(1,),
+                     eval_temperature=0.8, train_data=lambda specs: problems, eval_data=lambda name: problems[:1],
+                     eval_specs={"simple": ("simple@1",)})  # fmt: skip
+    settings = {"batch_problems": 2, "samples_per_problem": 2, "max_new_tokens": 8, "save_every": 1}
+    run = Run("actor_critic", settings, ("simple",), 0, 12, ("simple",))
+
+    steps = []
+
+    def interrupt() -> None:
+        steps.append(1)
+        if len(steps) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        execute(run, ctx, on_step=interrupt)
+    directory = in_tmp / "runs" / run.id
+    assert not (directory / "train.json").exists()
+    saved = json.loads((directory / "checkpoint" / "agent.json").read_text())["steps_done"]
+    assert saved >= 1
+    result = execute(run, ctx)
+    assert result["train"]["samples"] >= 12 and result["train"]["steps"] == 3
+    assert [e["step"] for e in result["history"]] == [1, 2, 3]
+    assert result["scores"]["simple"]["pass@1"] is not None
