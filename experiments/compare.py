@@ -2,7 +2,7 @@
 
 Answers the questions of PAPER.md (one table each, see ``experiments/studies.yaml``) at the scale of
 a preset (``experiments/presets/``): ``smoke`` (CI), ``quick`` (the README's first command, minutes),
-``standard`` (about two hours on 2 CPU cores, 3 seeds) and ``paper`` (a GPU and a real code model,
+``standard`` (about an hour on 2 CPU cores, 3 seeds) and ``paper`` (a GPU and a real code model,
 ``--model``). Results go to ``--out``: per-study tables (Markdown, CSV, JSON), plots (PNG + data),
 ``report.md``, and ``runs/`` with every run's checkpoint, log and evaluation. Rerunning the same
 command resumes: finished runs and evaluations are read back, an interrupted run continues from its
@@ -171,7 +171,7 @@ def _split(items: Optional[list[str]]) -> list[str] | None:
 
 
 def compare(
-    preset: str = typer.Option("quick", "--preset", help="smoke (CI, <1 min), quick (~5 min), standard (~2 h, 3 seeds), paper (GPU, --model), or a YAML file."),
+    preset: str = typer.Option("quick", "--preset", help="smoke (CI, <1 min), quick (~5 min), standard (~1 h, 3 seeds), paper (GPU, --model), or a YAML file."),
     agents: Optional[list[str]] = typer.Option(None, "--agents", help="Only these agents, comma-separated (default: every agent of the preset's studies)."),
     problems: Optional[list[str]] = typer.Option(None, "--problems", help="Training data specs, comma-separated, e.g. mbpp:train,basic:train@500 (default: the preset's)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Seeds, comma-separated, e.g. 0,1,2 (default: the preset's)."),
@@ -186,6 +186,9 @@ def compare(
     from rich.console import Console
     from rich.table import Table
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one bar per weight load and save would bury ours
     console = Console(stderr=True)
     torch.set_num_threads(threads or max(1, len(os.sched_getaffinity(0)) // 2))
     try:

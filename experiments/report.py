@@ -47,6 +47,7 @@ class StudyTable:
         self.metrics = [f"pass@{k}" for k in preset.eval["ks"]]
         self.labels = [v.label for v in study_variants(study, preset) if any(c.label == v.label and c.study == study.name for c in cells)]
         self.agents = {v.label: v.agent for v in study_variants(study, preset)}
+        self.trains = {v.label: v.train for v in study_variants(study, preset)}
         self.rows: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         self.histories: dict[str, list[list[dict[str, Any]]]] = defaultdict(list)
         for cell in cells:
@@ -59,6 +60,7 @@ class StudyTable:
                 for metric in self.metrics:
                     if score.get(metric) is not None:
                         row[f"{name} {metric}"].append(float(score[metric]))
+            row["train problems"].append(float(result["train"]["problems"]))
             row["train samples"].append(float(result["train"]["samples"]))
             row["train s"].append(float(result["train"]["train_s"]))
             row["eval s"].append(float(sum((result["scores"].get(n) or {}).get("eval_s", 0.0) for n in self.eval_sets)))
@@ -178,9 +180,11 @@ def _plots(table: StudyTable, out: Path) -> list[str]:
     plt.close(fig)
     files.append(f"wallclock_{name}.png")
 
-    if table.study.sizes_of and any(label.startswith(f"{table.study.sizes_of}@") for label in table.labels):
-        sized = sorted((int(label.rpartition("@")[2]), label) for label in table.labels if label.startswith(f"{table.study.sizes_of}@"))
-        rows = [{"problems": n, "eval_set": s, "metric": m, "mean": _mean_std(table.rows[label][f"{s} {m}"])[0], "std": _mean_std(table.rows[label][f"{s} {m}"])[1]}
+    sizes_of = table.study.sizes_of
+    curve = [label for label in table.labels if (table.trains[label] or ())[:1] and table.trains[label][0].partition("@")[0] == sizes_of]
+    if sizes_of and len(curve) > 1:  # the size curve: sizes_of@N variants and sizes_of itself, by training problems
+        sized = sorted((int(_mean_std(table.rows[label]["train problems"])[0]), label) for label in curve)
+        rows = [{"problems": n, "variant": label, "eval_set": s, "metric": m, "mean": _mean_std(table.rows[label][f"{s} {m}"])[0], "std": _mean_std(table.rows[label][f"{s} {m}"])[1]}
                 for n, label in sized for s in table.eval_sets for m in table.metrics]  # fmt: skip
         _write_csv(out / "data_size.csv", rows)
         fig, ax = plt.subplots(figsize=(6, 4))
