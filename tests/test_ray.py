@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import os
 import signal
+import sys
 import threading
 
 import pytest
@@ -145,3 +146,29 @@ def test_data_generation_output_is_identical_between_backends(tmp_path, in_tmp):
     assert local_summary.kept >= 4
     assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
     assert ray_summary.skipped == local_summary.skipped
+
+
+def test_generate_data_command_with_the_ray_backend(tmp_path, in_tmp):
+    from typer.testing import CliRunner
+
+    from codegym.cli import app
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "m.py").write_text("def sign(x: int) -> int:\n    if x > 0:\n        return 1\n    if x < 0:\n        return -1\n    return 0\n")
+    result = CliRunner().invoke(app, ["generate-data", str(src), "--out", str(tmp_path / "o.jsonl"), "--backend", "ray"])
+    assert result.exit_code == 0, result.output
+    (problem,) = problems.load(tmp_path / "o.jsonl")
+    assert problem.entry_point == "sign" and problem.metadata["branch_coverage"] == 1.0
+    result = CliRunner().invoke(app, ["generate-data", str(src), "--out", str(tmp_path / "p.jsonl"), "--address", "auto"])
+    assert result.exit_code != 0 and "--address is for --backend ray" in result.output
+
+
+def test_backend_names_and_missing_ray(monkeypatch):
+    with pytest.raises(ValueError, match="choose one of local, ray"):
+        Executor(backend="dask")
+    with pytest.raises(ValueError, match="address= is for backend='ray'"):
+        Executor(backend="local", address="auto")
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"pip install 'codegym\[ray\]'"):
+        Executor(backend="ray")
