@@ -29,6 +29,7 @@ import torch
 from codegym.execution import ExecResult, Executor, default_executor
 from codegym.problems import Problem
 from codegym.rewards import get_reward
+from codegym.agents import distributed
 from codegym.agents.config import AgentConfig
 from codegym.agents.rollout import Rollout
 
@@ -82,6 +83,10 @@ class Agent:
         With ``checkpoint_dir`` the agent is saved there every ``config.save_every`` steps and at the end.
         A diverged step raises `TrainingDiverged` before touching the weights, so the last checkpoint
         stays good.
+
+        Data-parallel (inside a torch.distributed process group, see `codegym.agents.distributed`):
+        every rank calls ``fit``; rank 0's weights are copied to all at the start, metrics are
+        averaged over the ranks, and only rank 0 writes checkpoints.
         """
         if steps < 0:
             raise ValueError(f"steps must be >= 0, got {steps}")
@@ -89,10 +94,13 @@ class Agent:
         self.executor = executor or self.executor or default_executor()
         history: list[dict[str, Any]] = []
         last_saved = None  # the step of the last checkpoint written by this call
+        if distributed.rank() != 0:
+            checkpoint_dir = None
+        distributed.broadcast_modules(self)
         try:
             for metrics in self._train(chosen, steps):
                 self.steps_done += 1
-                metrics = {"step": self.steps_done, **metrics}
+                metrics = {"step": self.steps_done, **distributed.mean_metrics(metrics)}
                 history.append(metrics)
                 if log is not None:
                     log(metrics)
@@ -117,14 +125,21 @@ class Agent:
         raise NotImplementedError
 
     def _optimizer_step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: Sequence[torch.nn.Parameter], what: str) -> None:
-        """Backpropagate ``loss`` and step ``optimizer``, unless the loss or the gradient norm is not finite (or too large)."""
+        """Backpropagate ``loss`` and step ``optimizer``, unless the loss or the gradient norm is not finite (or too large).
+
+        Data-parallel, the ranks decide together (one diverged rank stops all) and the gradients are
+        averaged over the ranks before clipping, so every rank takes the same step.
+        """
+        params = list(params)
         value = float(loss.detach())
-        if not torch.isfinite(loss.detach()) or abs(value) > self.config.max_loss:
+        bad = not torch.isfinite(loss.detach()) or abs(value) > self.config.max_loss
+        if distributed.any_rank(bad):
             optimizer.zero_grad(set_to_none=True)
-            raise TrainingDiverged(f"{what} is {value}")
+            raise TrainingDiverged(f"{what} is {value}" if bad else f"{what} diverged on another rank")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(list(params), self.config.max_grad_norm)
+        distributed.average_gradients(params)
+        norm = torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
         if not torch.isfinite(norm):
             optimizer.zero_grad(set_to_none=True)
             raise TrainingDiverged(f"the gradient norm of the {what} is {float(norm)}")
@@ -222,11 +237,17 @@ class LMAgent(Agent):
     # -- rollout collection ---------------------------------------------------------------------
 
     def _draw(self, problems: list[Problem]) -> list[Problem]:
-        """``batch_problems`` problems: distinct when there are enough, else drawn with replacement."""
-        k = self.config.batch_problems
+        """``batch_problems`` problems: distinct when there are enough, else drawn with replacement.
+
+        Data-parallel, every rank draws the same ``batch_problems × world_size`` problems (their
+        generators stay equal, so rank 0's checkpoint fits all) and keeps its own share."""
+        world = distributed.world_size()
+        k = self.config.batch_problems * world
         if k <= len(problems):
-            return self._rng.sample(problems, k)
-        return [self._rng.choice(problems) for _ in range(k)]
+            drawn = self._rng.sample(problems, k)
+        else:
+            drawn = [self._rng.choice(problems) for _ in range(k)]
+        return drawn[distributed.rank() :: world]
 
     def sample(self, prompts: Sequence[str], n: int, temperature: float | None = None, seed: int | None = None) -> list[list[str]]:
         """``n`` completions per prompt from the current policy (training settings unless ``temperature``)."""
@@ -245,7 +266,7 @@ class LMAgent(Agent):
         """Sample completions for a batch of problems and start running their programs (returns at once)."""
         chosen = self._draw(problems)
         n = self.config.samples_per_problem
-        seed = self.config.seed * 1_000_003 + self._batches_sampled
+        seed = (self.config.seed * 1_000_003 + self._batches_sampled) * distributed.world_size() + distributed.rank()
         self._batches_sampled += 1
         rows = self.sample([p.prompt for p in chosen], n, seed=seed)
         flat_problems = [p for p in chosen for _ in range(n)]

@@ -6,6 +6,8 @@ torch and transformers are imported inside the functions so that ``codegym --hel
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -43,6 +45,10 @@ class _Log:
             self.writer.close()
 
 
+DISTRIBUTED_AGENTS = ("actor_critic",)
+"""Agents whose update is safe to run data-parallel (every rank takes the same optimizer steps)."""
+
+
 def train(
     agent: str = typer.Option(..., "--agent", "-a", help="actor_critic, ppo_lm, ppo_sb3, coderl or clm."),
     problems: str = typer.Option(..., "--problems", "-p", help="Problem source: a name (mbpp, humaneval, simple, basic) or a JSONL path."),
@@ -54,45 +60,120 @@ def train(
     config: Optional[Path] = typer.Option(None, "--config", exists=True, dir_okay=False, help="YAML file of settings (applied before --set)."),
     policy: str = typer.Option("default", help="The initial policy: 'default' (shipped model), a model directory or a hub name."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint (its settings, then --set on top)."),
+    distributed: bool = typer.Option(
+        False, "--distributed",
+        help=f"Data-parallel training with torch.distributed ({', '.join(DISTRIBUTED_AGENTS)}): starts --nproc local "
+        "processes, or is one rank when launched by torchrun.",
+    ),
+    nproc: Optional[int] = typer.Option(None, "--nproc", min=1, help="With --distributed: local processes (default: one per GPU, else 2)."),
 ) -> None:
     """Train an agent on problems, with checkpoints, a progress bar and logs; prints a JSON summary last."""
+    from codegym.agents.config import ConfigError
+
+    job = _TrainJob(agent, problems, split, steps, out or Path("runs") / agent, preset, list(set_ or []), config, policy, resume)
+    try:
+        if distributed:
+            if agent not in DISTRIBUTED_AGENTS:
+                raise typer.BadParameter(f"--distributed trains {', '.join(DISTRIBUTED_AGENTS)}, not {agent!r}", param_hint="--agent")
+            from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+            from codegym.agents import distributed as dist
+            from codegym.agents.config import build_config, parse_assignments
+            from codegym.agents.registry import agent_class
+
+            build_config(agent_class(agent).Config, preset, parse_assignments(set_), config)  # bad settings: say so before starting ranks
+            try:
+                summary = dist.run(_train_job, job, nproc=nproc)
+            except ChildFailedError as exc:
+                message = exc.get_first_failure()[1].message
+                message = message.get("message", message) if isinstance(message, dict) else message
+                typer.echo(f"error: a training process failed (its traceback is above): {message}", err=True)
+                raise typer.Exit(1) from None
+        else:
+            if nproc is not None:
+                raise typer.BadParameter("--nproc goes with --distributed", param_hint="--nproc")
+            summary = _train_job(job)
+    except (ConfigError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    except _Diverged as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if summary is not None:  # None on ranks other than 0 under torchrun
+        typer.echo(json.dumps(summary))
+
+
+@dataclass(frozen=True)
+class _TrainJob:
+    """The ``train`` command's settings, as one picklable value (sent to each rank by `distributed.run`)."""
+
+    agent: str
+    problems: str
+    split: Optional[str]
+    steps: int
+    out: Path
+    preset: str
+    set_: list[str]
+    config: Optional[Path]
+    policy: str
+    resume: bool
+
+
+class _Diverged(RuntimeError):
+    """Training diverged (the message says what to do)."""
+
+
+def _train_job(job: _TrainJob) -> dict[str, Any] | None:
+    """Build or resume the agent, train it, save it; the summary (None on ranks other than 0)."""
     from tqdm.auto import tqdm
 
     from codegym import agents
     from codegym import problems as sources
-    from codegym.agents.config import ConfigError, parse_assignments
+    from codegym.agents import distributed
+    from codegym.agents.config import parse_assignments
+    from codegym.execution import Executor
 
-    out = out or Path("runs") / agent
-    checkpoint = out / "checkpoint"
+    checkpoint = job.out / "checkpoint"
+    overrides = parse_assignments(job.set_)
+    if job.resume:
+        if not (checkpoint / "agent.json").exists():
+            raise typer.BadParameter(f"nothing to resume: {checkpoint} holds no checkpoint; run without --resume first", param_hint="--resume")
+        learner = agents.load(checkpoint, **overrides)
+        if learner.name != job.agent:
+            raise typer.BadParameter(f"{checkpoint} holds a {learner.name!r} agent, not {job.agent!r}", param_hint="--agent")
+    else:
+        learner = agents.make(job.agent, policy=job.policy, preset=job.preset, config_file=job.config, **overrides)
+    chosen = sources.load(job.problems, split=job.split)
+    remaining = max(0, job.steps - learner.steps_done)
+    lead = distributed.rank() == 0
+    world = distributed.world_size()
+    # each rank runs its own programs; the ranks on one machine share its cores
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", 1)) if world > 1 else 1
+    executor = Executor(max(1, len(os.sched_getaffinity(0)) // local)) if world > 1 else None
+    if lead:
+        job.out.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=job.steps, initial=learner.steps_done, desc=f"train {job.agent}", unit="step", disable=not lead)
+    log = _Log(job.out, bar) if lead else None
     try:
-        overrides = parse_assignments(set_)
-        if resume:
-            if not (checkpoint / "agent.json").exists():
-                raise typer.BadParameter(f"nothing to resume: {checkpoint} holds no checkpoint; run without --resume first", param_hint="--resume")
-            learner = agents.load(checkpoint, **overrides)
-            if learner.name != agent:
-                raise typer.BadParameter(f"{checkpoint} holds a {learner.name!r} agent, not {agent!r}", param_hint="--agent")
-        else:
-            learner = agents.make(agent, policy=policy, preset=preset, config_file=config, **overrides)
-        chosen = sources.load(problems, split=split)
-    except (ConfigError, ValueError) as exc:
-        raise typer.BadParameter(str(exc)) from None
-    remaining = max(0, steps - learner.steps_done)
-    out.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=steps, initial=learner.steps_done, desc=f"train {agent}", unit="step")
-    log = _Log(out, bar)
-    try:
-        history = learner.fit(chosen, remaining, checkpoint_dir=checkpoint, log=log)
+        history = learner.fit(chosen, remaining, executor=executor, checkpoint_dir=checkpoint, log=log)
     except agents.TrainingDiverged as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise _Diverged(str(exc)) from None
     finally:
-        log.close()
+        if log is not None:
+            log.close()
         bar.close()
+        if executor is not None:
+            executor.close()
+    in_sync = distributed.in_sync(learner)
+    if not in_sync:
+        raise RuntimeError("the ranks' weights differ after training; this is a bug, please report it")
+    if not lead:
+        return None
     last = history[-1] if history else {}
-    summary = {"agent": agent, "steps_done": learner.steps_done, "checkpoint": str(checkpoint)}
+    summary: dict[str, Any] = {"agent": job.agent, "steps_done": learner.steps_done, "checkpoint": str(checkpoint)}
     summary.update({k: last[k] for k in ("reward", "pass_rate") if k in last})
-    typer.echo(json.dumps(summary))
+    if world > 1:
+        summary.update(world_size=world, ranks_in_sync=in_sync)
+    return summary
 
 
 def evaluate(

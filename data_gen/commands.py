@@ -20,7 +20,15 @@ def generate_data(
     workers: int = typer.Option(None, "--workers", "-w", help="Sandbox workers (default: one per CPU)."),
     max_functions: int = typer.Option(None, "--max-functions", help="Stop after this many functions."),
     seed: int = typer.Option(0, "--seed", help="Seed of input generation, mutant sampling and splits."),
-    backend: str = typer.Option("codegym", "--backend", help="codegym, or pynguin (comparison; see docs)."),
+    backend: str = typer.Option(
+        "codegym", "--backend",
+        help="codegym (this machine), ray (the same pipeline with its stages on a Ray cluster; "
+        "pip install 'codegym[ray]'), or pynguin (comparison; see docs).",
+    ),
+    address: str = typer.Option(
+        None, "--address",
+        help="With --backend ray: the cluster (auto, or ray://HOST:10001); default RAY_ADDRESS or a local Ray instance.",
+    ),
     min_mutation_score: float = typer.Option(0.5, help="Drop functions whose tests kill fewer mutants."),
     min_branch_coverage: float = typer.Option(0.5, help="Drop functions whose tests cover fewer branches."),
     max_tests: int = typer.Option(10, help="Most tests kept per function."),
@@ -45,8 +53,10 @@ def generate_data(
     from codegym.data_gen.select import SelectOptions
 
     console = Console(stderr=True)
-    if backend not in ("codegym", "pynguin"):
-        raise typer.BadParameter("choose codegym or pynguin", param_hint="--backend")
+    if backend not in ("codegym", "ray", "pynguin"):
+        raise typer.BadParameter("choose codegym, ray or pynguin", param_hint="--backend")
+    if address is not None and backend != "ray":
+        raise typer.BadParameter("--address is for --backend ray", param_hint="--address")
     default = ExploreOptions()
     options = Options(
         mine=MineOptions(licenses=tuple(x.strip() for x in licenses.split(",")) if licenses else None),
@@ -65,7 +75,15 @@ def generate_data(
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None
     else:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        from codegym.execution import Executor
+        from codegym.execution.ray_backend import RayNotInstalled
+
+        try:
+            executor = Executor(workers, backend="ray", address=address) if backend == "ray" else Executor(workers)
+        except RayNotInstalled as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        with executor, Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=console) as bar:  # fmt: skip
             task = bar.add_task("generating", total=None)
 
@@ -73,7 +91,7 @@ def generate_data(
                 if not (isinstance(item, Skipped) and item.stage == "mine"):
                     bar.advance(task)
 
-            summary = run(sources, out, options, workers=workers, fresh=fresh,
+            summary = run(sources, out, options, executor=executor, fresh=fresh,
                           on_start=lambda n: bar.update(task, total=n), on_item=on_item)  # fmt: skip
     table = Table(title=f"codegym generate-data → {out}")
     table.add_column("what")

@@ -4,10 +4,18 @@
 reason) is appended at once to ``OUT.progress.jsonl``, so an interrupted run loses nothing: a rerun
 skips the functions already there and rewrites ``OUT`` (atomically, with `write_jsonl`) from all
 kept problems at the end. ``generate`` is the same pipeline as an iterator, without files.
+
+On a Ray cluster (an `Executor` with ``backend="ray"``), mining stays in this process (it reads the
+sources, which may exist only here) and every later stage (explore, select, emit, confirm) runs on
+the cluster: each chunk of ``explore.batch`` functions goes through the whole local pipeline on one
+Ray actor, next to that actor's sandbox pool, and the chunks' results come back in input order. A
+function's result depends only on the function and the seeded options, never on which functions
+share its chunk, so the output is the same as the local run's.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -22,6 +30,7 @@ from codegym.data_gen.mine import MinedFunction, MineOptions, Skipped, mine, min
 from codegym.data_gen.oracle import ExploreOptions, explore
 from codegym.data_gen.select import SelectOptions, select
 from codegym.execution import Executor
+from codegym.execution.ray_backend import RayBackend
 from codegym.problems import Problem, available, load, write_jsonl
 
 __all__ = ["Options", "Summary", "collect", "generate", "run"]
@@ -99,10 +108,39 @@ def collect(sources: Iterable[str], options: Options = Options()) -> Iterator[Mi
 def generate(
     functions: Iterable[MinedFunction | Skipped], executor: Executor, options: Options = Options()
 ) -> Iterator[Problem | Skipped]:
-    """Problems (or reasons to skip) for already mined functions, in batches on all workers."""
+    """Problems (or reasons to skip) for already mined functions, in batches on all workers.
+
+    With a Ray executor the chunks run on the cluster's actors (see the module docstring).
+    """
+    if isinstance(executor.backend, RayBackend):
+        return _generate_on_ray(functions, executor.backend, executor, options)
+    return _generate_here(functions, executor, options)
+
+
+def _generate_here(
+    functions: Iterable[MinedFunction | Skipped], executor: Executor, options: Options
+) -> Iterator[Problem | Skipped]:
     explored = explore(functions, executor, options.explore)
     problems = emit(select(explored, options.select), options.emit)
     return confirm(problems, executor, options.emit, batch=options.explore.batch)
+
+
+def _generate_on_ray(
+    functions: Iterable[MinedFunction | Skipped], backend: RayBackend, executor: Executor, options: Options
+) -> Iterator[Problem | Skipped]:
+    def chunks() -> Iterator[tuple[list[MinedFunction | Skipped], Options]]:
+        stream = iter(functions)
+        while chunk := list(itertools.islice(stream, options.explore.batch)):
+            yield chunk, options
+
+    for items in backend.map(_generate_chunk, chunks(), executor.limits):
+        yield from items
+
+
+def _generate_chunk(executor: Executor, chunk: tuple[list[MinedFunction | Skipped], Options]) -> list[Problem | Skipped]:
+    """One chunk through the whole pipeline, on a Ray actor with ``executor`` over its own pool."""
+    functions, options = chunk
+    return list(_generate_here(functions, executor, options))
 
 
 def _progress_path(out: Path) -> Path:

@@ -130,10 +130,14 @@ class Executor:
     are cached by content hash. Use as a context manager, or call `close`.
 
     Args:
-        workers: sandbox processes (default: one per usable CPU).
+        workers: sandbox processes (default: one per usable CPU; with Ray, one per CPU of the cluster).
         limits: resource limits per program (`Limits`).
         cache_size: how many results to remember (0 turns the cache off).
-        backend: where programs run; default a `LocalPool` of ``workers`` processes.
+        backend: where programs run: ``"local"`` (default) a `LocalPool` of ``workers`` processes on
+            this machine; ``"ray"`` a `codegym.execution.ray_backend.RayBackend` over a Ray cluster
+            (``pip install 'codegym[ray]'``); or any `Backend` instance.
+        address: with ``backend="ray"``, the cluster: None (the connected or a new local Ray
+            instance), ``"auto"`` (a running cluster on this machine) or ``"ray://host:port"``.
     """
 
     def __init__(
@@ -142,10 +146,11 @@ class Executor:
         *,
         limits: Limits | None = None,
         cache_size: int = 4096,
-        backend: Backend | None = None,
+        backend: Backend | str | None = None,
+        address: str | None = None,
     ) -> None:
         self.limits = limits or Limits()
-        self.backend: Backend = backend or LocalPool(workers)
+        self.backend: Backend = _backend(backend, workers, address)
         self._cache: OrderedDict[str, ExecResult] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -319,6 +324,24 @@ class Executor:
             self._cache[key] = result
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
+
+
+BACKENDS = ("local", "ray")
+
+
+def _backend(backend: Backend | str | None, workers: int | None, address: str | None) -> Backend:
+    """The backend an `Executor` was asked for, by name or as an instance."""
+    if backend == "ray":
+        from codegym.execution.ray_backend import RayBackend
+
+        return RayBackend(address, workers=workers)
+    if address is not None:
+        raise ValueError("address= is for backend='ray' (a Ray cluster); the local pool has no address")
+    if backend is None or backend == "local":
+        return LocalPool(workers)
+    if isinstance(backend, str):
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}, or pass a Backend instance")
+    return backend
 
 
 def _test_status(plan: Plan, message: list[Any]) -> str:
