@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+import yaml
 
 __all__ = ["compare", "run_comparison"]
 
@@ -102,6 +103,8 @@ def run_comparison(
     out.mkdir(parents=True, exist_ok=True)
     config = {"preset": preset.to_dict(), "agents": agents, "command": command}
     (out / "config.json").write_text(json.dumps(config, indent=2))
+    saved = {k: v for k, v in preset.to_dict().items() if k != "name"}  # `--preset OUT/preset.yaml` reruns exactly this
+    (out / "preset.yaml").write_text(f"# codegym compare --preset {preset.name}, as run\n" + yaml.safe_dump(saved, sort_keys=False, allow_unicode=True))
     started = time.perf_counter()
     notes: list[str] = []
     with Executor(workers=workers) as executor:
@@ -159,7 +162,8 @@ def _header(preset: Any, command: str, runs: list[Any], seconds: float) -> str:
         "",
         "Cells are mean ± standard deviation over seeds (a single seed shows no spread). `train samples` is the",
         "number of training completions run against tests; `train s` and `eval s` are wall-clock seconds.",
-        "The full configuration is in config.json; each run's own in runs/RUN_ID/run.json.",
+        "The full configuration is in config.json; `codegym compare --preset preset.yaml` (the file next to this report)",
+        "reruns it exactly; each run's own configuration is in runs/RUN_ID/run.json.",
     ]
     return "\n".join(line for line in lines if line is not None)
 
