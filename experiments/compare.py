@@ -108,14 +108,14 @@ def run_comparison(
     started = time.perf_counter()
     notes: list[str] = []
     with Executor(workers=workers) as executor:
-        data_cache: dict[tuple[str, ...], list[Any]] = {}
+        data_cache: dict[tuple[tuple[str, ...], int | None], list[Any]] = {}
 
         def data(specs: tuple[str, ...], limit: int | None) -> list[Any]:
-            if specs not in data_cache:
+            if (specs, limit) not in data_cache:
                 problems, dropped = resolve(specs, limit=limit, cache_dir=out / "data", executor=executor)
                 notes.extend(n for n in dropped if n not in notes)
-                data_cache[specs] = problems
-            return data_cache[specs]
+                data_cache[specs, limit] = problems
+            return data_cache[specs, limit]
 
         ctx = RunContext(
             out=out,
@@ -129,10 +129,9 @@ def run_comparison(
             eval_data=lambda name: data(preset.eval_sets[name], None),
             eval_specs=preset.eval_sets,
         )
-        total_steps = sum(1 for _ in runs)
         results: dict[str, dict[str, Any]] = {}
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
-            overall = bar.add_task(f"compare --preset {preset.name}", total=total_steps)
+            overall = bar.add_task(f"compare --preset {preset.name}", total=len(runs))
             for run in runs:
                 bar.update(overall, description=f"{run.agent} seed {run.seed}")
                 results[run.id] = execute(run, ctx)
