@@ -2,7 +2,7 @@
 
 Answers the questions of PAPER.md (one table each, see ``experiments/studies.yaml``) at the scale of
 a preset (``experiments/presets/``): ``smoke`` (CI), ``quick`` (the README's first command, minutes),
-``standard`` (about an hour on 2 CPU cores, 3 seeds) and ``paper`` (a GPU and a real code model,
+``standard`` (about 35 minutes on 2 CPU cores, 3 seeds) and ``paper`` (a GPU and a real code model,
 ``--model``). Results go to ``--out``: per-study tables (Markdown, CSV, JSON), plots (PNG + data),
 ``report.md``, and ``runs/`` with every run's checkpoint, log and evaluation. Rerunning the same
 command resumes: finished runs and evaluations are read back, an interrupted run continues from its
@@ -136,14 +136,15 @@ def run_comparison(
                 bar.update(overall, description=f"{run.agent} seed {run.seed}")
                 results[run.id] = execute(run, ctx)
                 bar.advance(overall)
-    header = _header(preset, command, runs, time.perf_counter() - started)
+    header = _header(preset, command, runs, results, time.perf_counter() - started)
     tables = build_tables(preset, all_studies, cells, results)
     report = write_outputs(tables, out, header, notes)
     return {"tables": tables, "report": report, "runs": len(runs), "seconds": time.perf_counter() - started, "notes": notes}
 
 
-def _header(preset: Any, command: str, runs: list[Any], seconds: float) -> str:
+def _header(preset: Any, command: str, runs: list[Any], results: dict[str, dict[str, Any]], seconds: float) -> str:
     machine = _machine()
+    compute = sum(r["train"]["train_s"] + sum((s or {}).get("eval_s", 0.0) for s in r["scores"].values()) for r in results.values())
     lines = [
         f"# codegym compare — preset `{preset.name}`",
         "",
@@ -155,7 +156,8 @@ def _header(preset: Any, command: str, runs: list[Any], seconds: float) -> str:
         f"Training data: {', '.join(preset.train)}" + (f" (each capped at {preset.train_limit} problems)" if preset.train_limit else "")
         + f"; evaluation sets: " + "; ".join(f"{k} = {', '.join(v)}" for k, v in preset.eval_sets.items()) + ".",
         f"Initial policy: `{preset.model}`; agent preset `{preset.agent_preset}` with {json.dumps(preset.settings)}.",
-        f"Wall clock of this invocation: {seconds:.0f} s (runs read back from an earlier invocation take no time).",
+        f"Training and evaluation time of all runs, summed: {compute:.0f} s; wall clock of this invocation: {seconds:.0f} s "
+        "(runs read back from an earlier invocation take no time).",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in _versions().items()) + ".",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()) + ".",
         "",
@@ -174,7 +176,7 @@ def _split(items: Optional[list[str]]) -> list[str] | None:
 
 
 def compare(
-    preset: str = typer.Option("quick", "--preset", help="smoke (CI, <1 min), quick (~5 min), standard (~1 h, 3 seeds), paper (GPU, --model), or a YAML file."),
+    preset: str = typer.Option("quick", "--preset", help="smoke (CI, <1 min), quick (~5 min), standard (~35 min, 3 seeds), paper (GPU, --model), or a YAML file."),
     agents: Optional[list[str]] = typer.Option(None, "--agents", help="Only these agents, comma-separated (default: every agent of the preset's studies)."),
     problems: Optional[list[str]] = typer.Option(None, "--problems", help="Training data specs, comma-separated, e.g. mbpp:train,basic:train@500 (default: the preset's)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Seeds, comma-separated, e.g. 0,1,2 (default: the preset's)."),
