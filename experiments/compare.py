@@ -75,7 +75,7 @@ def run_comparison(
 
     from codegym.agents.registry import AGENTS
     from codegym.execution import Executor
-    from codegym.experiments.data import resolve
+    from codegym.experiments.data import parse_spec, resolve
     from codegym.experiments.plan import load_preset, load_studies, plan
     from codegym.experiments.report import build_tables, write_outputs
     from codegym.experiments.runner import RunContext, execute
@@ -99,6 +99,8 @@ def run_comparison(
     runs, cells = plan(preset, all_studies, agents)
     if not runs:
         raise ValueError("nothing to run: no variant of the chosen studies uses the chosen --agents")
+    for spec in {s for r in runs for s in r.train} | {s for specs in preset.eval_sets.values() for s in specs}:
+        parse_spec(spec)  # a mistyped spec fails now, not after the first hour of runs
 
     out.mkdir(parents=True, exist_ok=True)
     config = {"preset": preset.to_dict(), "agents": agents, "command": command}
@@ -193,6 +195,9 @@ def compare(
 
     from transformers.utils import logging as hf_logging
 
+    from codegym.agents import TrainingDiverged
+    from codegym.models.policy import PolicyLoadError
+
     hf_logging.disable_progress_bar()  # one bar per weight load and save would bury ours
     console = Console(stderr=True)
     torch.set_num_threads(threads or max(1, len(os.sched_getaffinity(0)) // 2))
@@ -208,8 +213,11 @@ def compare(
     try:
         outcome = run_comparison(preset, target, agents=_split(agents), train=_split(problems), seeds=seed_list,
                                  studies=_split(studies), model=model, workers=workers, command=command, console=console)  # fmt: skip
-    except ValueError as exc:
+    except (ValueError, PolicyLoadError) as exc:
         raise typer.BadParameter(str(exc)) from None
+    except TrainingDiverged as exc:
+        console.print(f"[red]error:[/red] {exc} Finished runs are kept in {target}; rerunning the command resumes.")
+        raise typer.Exit(1) from None
     screen = Console()
     for table in outcome["tables"]:  # means only, to fit a terminal; report.md has the spread over seeds
         metrics = " / ".join(table.metrics)

@@ -148,3 +148,17 @@ def test_interrupted_training_resumes_from_its_checkpoint(in_tmp, executor):
     assert result["train"]["samples"] >= 12 and result["train"]["steps"] == 3
     assert [e["step"] for e in result["history"]] == [1, 2, 3]
     assert result["scores"]["simple"]["pass@1"] is not None
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--agents", "nope"], "unknown agent"),
+        (["--studies", "nope"], "unknown study"),
+        (["--problems", "basic:train@x"], "positive whole number"),
+        (["--agents", "clm", "--studies", "agents", "--model", "no/such-model"], "cannot load"),
+    ],
+)
+def test_compare_errors_say_what_to_do(in_tmp, args, message):
+    result = runner.invoke(app, ["compare", "--preset", "smoke", "--out", str(in_tmp / "cmp"), *args])
+    assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
