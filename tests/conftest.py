@@ -1,23 +1,68 @@
-"""Shared fixtures. Tests that run hostile programs work from a temporary directory."""
+"""Shared fixtures. Tests that run hostile programs work from a temporary directory.
+
+The suite tests an installed codegym (the top-level folders become ``codegym.*`` only through the
+install). In a Python without it or its test requirements, only ``test_install.py`` is collected,
+and it fails with the command that installs them, instead of every module failing to import.
+"""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-import torch
+from packaging.requirements import Requirement
 
-from codegym.execution import Executor
+if TYPE_CHECKING:
+    from codegym.execution import Executor
 
-# Two cores are shared by the test process, the sandbox workers and torch: one torch thread keeps
-# the small models fast instead of fighting the sandbox for the CPU.
-torch.set_num_threads(1)
+
+def missing_requirements() -> list[str]:
+    """What of codegym and its test requirements (``.[dev]``) the Python running the tests lacks."""
+    try:
+        requirements = importlib.metadata.requires("codegym") or []
+    except importlib.metadata.PackageNotFoundError:
+        return ["codegym"]
+    missing = []
+    for text in requirements:
+        requirement = Requirement(text)
+        if requirement.marker and not requirement.marker.evaluate({"extra": "dev"}):
+            continue
+        try:
+            importlib.metadata.distribution(requirement.name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(requirement.name)
+    return missing
+
+
+MISSING = missing_requirements()
+if MISSING:
+    collect_ignore = [p.name for p in Path(__file__).parent.glob("test_*.py") if p.name != "test_install.py"]
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if MISSING:
+        return f"not installed in this Python: {', '.join(MISSING)}; only test_install.py is collected"
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not MISSING:
+        import torch
+
+        # Two cores are shared by the test process, the sandbox workers and torch: one torch thread
+        # keeps the small models fast instead of fighting the sandbox for the CPU.
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
 def executor() -> Iterator[Executor]:
     """One sandbox pool for the whole session (2 workers), closed at the end."""
+    from codegym.execution import Executor
+
     with Executor(workers=2) as ex:
         yield ex
 
