@@ -8,7 +8,10 @@ Per step (see PAPER.md, "Actor-critic method"):
    is skipped);
 3. critic: ``V(s_t) = MLP(h_t)`` on the actor's last hidden states (detached: the critic does not
    move the actor), per token, or per sequence (the state before the first token);
-4. actor loss ``−mean_t[(R − V(s_t)) · log π(a_t|s_t)]`` with the advantage detached, plus
+4. actor loss ``−mean_t[w_t · (R − V(s_t)) · log π(a_t|s_t)]`` with the advantage detached, where
+   ``w_t = min(importance_cap, π/μ)`` is the truncated importance weight of the token under the
+   policy μ that sampled it (IMPALA's ρ̄; it corrects the pipeline's one-step lag and replayed
+   samples, and is 1 for fresh samples without lag), plus
    ``kl_coef · KL(π ‖ π_pretrained)`` and minus ``entropy_coef · H(π)``;
    critic loss ``mean_t[(V(s_t) − R)²]`` with its own optimizer.
 
@@ -33,8 +36,8 @@ from torch import nn
 from codegym.problems import Problem
 from codegym.agents.base import LMAgent
 from codegym.agents.config import AgentConfig, ConfigError
-from codegym.agents.replay import ReplayBuffer, Sample
-from codegym.agents.rollout import Rollout, action_logits, encode, kl_to_reference, masked_mean, token_view
+from codegym.agents.replay import Experience, ReplayBuffer
+from codegym.agents.rollout import Rollout, action_logits, kl_to_reference, masked_mean, token_view, truncated_importance_weights
 
 __all__ = ["ActorCritic", "ActorCriticConfig", "Critic"]
 
@@ -111,7 +114,6 @@ class ActorCritic(LMAgent):
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
         self.critic_frozen = False
         self.buffer = ReplayBuffer(config.replay_buffer, config.ast_filter, seed=config.seed)
-        self._problems: dict[str, Problem] = {}
 
     def wants_reference(self) -> bool:
         return self.config.kl_coef > 0
@@ -128,14 +130,13 @@ class ActorCritic(LMAgent):
 
     def before_training(self, problems: list[Problem]) -> None:
         """``frozen``: fit the critic on samples of the initial policy, then freeze it (once, not on resume)."""
-        self._problems.update({p.task_id: p for p in problems})
         if self.config.critic != "frozen" or self.critic_frozen:
             return
         for _ in range(self.config.critic_pretrain_steps):
             rollout = self._collect(self._launch(problems))
-            batch = encode(self.tokenizer, [p.prompt for p in rollout.problems], rollout.completions, self.policy.context, self.config.max_new_tokens, self.eof_id, self.device)
+            batch = self.batch(rollout.samples)
             with torch.no_grad():
-                view = token_view(self.model, batch, self.autocast)
+                view = token_view(self.model, batch, self.autocast, self.config.temperature)
             returns = torch.tensor(rollout.rewards, device=self.device)[:, None]  # [B, 1]
             value_loss = masked_mean((self._values(view.hidden, batch.action_mask) - returns) ** 2, batch.action_mask)
             self._optimizer_step(self.critic_optimizer, value_loss, self.critic.parameters(), "critic pre-training loss")
@@ -148,16 +149,18 @@ class ActorCritic(LMAgent):
         cfg = self.config
         # 1. replay: the batch is the fresh samples plus draws from earlier ones; then the fresh ones are
         #    stored (AST-filtered).
-        fresh = [Sample(p.task_id, c, r, res.outcome) for p, c, r, res in zip(rollout.problems, rollout.completions, rollout.rewards, rollout.results)]
+        fresh = [
+            Experience(p.task_id, s.text, r, res.outcome, tuple(s.prompt_ids), tuple(s.token_ids), tuple(s.logprobs))
+            for p, s, r, res in zip(rollout.problems, rollout.samples, rollout.rewards, rollout.results)
+        ]
         samples = fresh + self.buffer.draw(cfg.replay_samples)
         added = sum(self.buffer.add(s, p.program(s.completion)) for s, p in zip(fresh, rollout.problems))
-        problems = [self._problems[s.task_id] for s in samples]
-        batch = encode(self.tokenizer, [p.prompt for p in problems], [s.completion for s in samples], self.policy.context, cfg.max_new_tokens, self.eof_id, self.device)
+        batch = self.batch(samples)
         mask = batch.action_mask  # [B, T-1]
         returns = torch.tensor([s.reward for s in samples], device=self.device)[:, None]  # [B, 1], γ = 1, reward at the end
 
         # 2. forward the actor; the critic reads its hidden states.
-        view = token_view(self.model, batch, self.autocast)  # logprobs [B, T-1], hidden [B, T-1, H]
+        view = token_view(self.model, batch, self.autocast, cfg.temperature)  # logprobs [B, T-1], hidden [B, T-1, H]
         if cfg.critic == "none":
             values = returns.mean().expand_as(mask)  # mean-reward baseline
         else:
@@ -167,12 +170,13 @@ class ActorCritic(LMAgent):
             advantage = advantage / (advantage[mask.bool()].std() + 1e-8)
 
         # 3. actor loss: REINFORCE with baseline, KL to the pretrained policy, entropy bonus.
-        pg_loss = -masked_mean(advantage * view.logprobs, mask)
+        weight = truncated_importance_weights(view.logprobs, batch.behaviour_logprobs, mask, cfg.importance_cap)  # [B, T-1]
+        pg_loss = -masked_mean(weight * advantage * view.logprobs, mask)
         entropy = masked_mean(view.entropy, mask)
         kl = torch.zeros((), device=self.device)
         if self.reference is not None and cfg.kl_coef > 0:
             with torch.no_grad():
-                ref_logits, _ = action_logits(self.reference, batch, self.autocast)  # [N, V]
+                ref_logits, _ = action_logits(self.reference, batch, self.autocast, cfg.temperature)  # [N, V]
             kl = masked_mean(kl_to_reference(view.action_logits, ref_logits, mask), mask)
         actor_loss = pg_loss + cfg.kl_coef * kl - cfg.entropy_coef * entropy
         self._optimizer_step(self.optimizer, actor_loss, self.model.parameters(), "actor loss")
@@ -190,6 +194,7 @@ class ActorCritic(LMAgent):
             "entropy": float(entropy.detach()),
             "buffer_size": len(self.buffer),
             "buffer_added": added,
+            "importance_weight": float(masked_mean(weight, mask)),
         }
 
     # -- checkpoints -----------------------------------------------------------------------------
@@ -202,7 +207,6 @@ class ActorCritic(LMAgent):
             "critic_optimizer": self.critic_optimizer.state_dict(),
             "critic_frozen": self.critic_frozen,
             "buffer": self.buffer.state_dict(),
-            "problems": {k: p.to_dict() for k, p in self._problems.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -213,4 +217,3 @@ class ActorCritic(LMAgent):
         self.critic_frozen = state["critic_frozen"]
         self.critic.requires_grad_(not self.critic_frozen)
         self.buffer.load_state_dict(state["buffer"])
-        self._problems = {k: Problem(**{**d, "tests": tuple(d["tests"])}) for k, d in state["problems"].items()}

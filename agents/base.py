@@ -7,6 +7,9 @@ them in the sandbox → rewards) is separate from the *update*, which each algor
 bottom in its own module. Sampling of the next batch overlaps the sandbox run of the previous one
 (`Executor.submit`), so the policy that samples batch t+1 has not yet seen batch t's update: a lag of
 one step, as in asynchronous actor-critic (our choice; the paper does not describe its pipeline).
+Every sample records the log-probs it was drawn with (`codegym.models.Sample`), so the updates know
+the behaviour policy exactly: PPO-style agents put those log-probs in the ratio, REINFORCE-style ones
+apply a truncated importance weight (``importance_cap``); ``pipeline=False`` removes the lag.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from codegym.problems import Problem
 from codegym.rewards import get_reward
 from codegym.agents import distributed
 from codegym.agents.config import AgentConfig
-from codegym.agents.rollout import Rollout
+from codegym.agents.rollout import Batch, Rollout, Trajectory, batch_from_samples
+from codegym.models.policy import Sample
 
 __all__ = ["Agent", "LMAgent", "TrainingDiverged", "resolve_problems"]
 
@@ -180,10 +184,11 @@ class Agent:
 
 @dataclass
 class _Pending:
-    """Completions sampled for a batch, whose programs are running in the sandbox."""
+    """Samples drawn for a batch, whose programs are running in the sandbox."""
 
     problems: list[Problem]
-    completions: list[str]
+    samples: list[Sample]
+    groups: list[int]
     future: Future[list[ExecResult]]
 
 
@@ -221,6 +226,13 @@ class LMAgent(Agent):
                 f"lower it (e.g. --set max_new_tokens={self.policy.context // 2}) or use a model with a longer context",
                 stacklevel=3,
             )
+        if config.top_p < 1.0 and self.learns:
+            warnings.warn(
+                f"top_p={config.top_p} truncates the training samples' distribution, which the update does not model "
+                "(it scores actions with log_softmax(logits / temperature)): the gradient is biased. Keep top_p=1.0 "
+                "for training; eval_top_p sets the nucleus of evaluation.",
+                stacklevel=3,
+            )
         torch.manual_seed(config.seed)  # the critic's and heads' initialisation
         self._rng = random.Random(config.seed)
         self._batches_sampled = 0
@@ -249,16 +261,16 @@ class LMAgent(Agent):
             drawn = [self._rng.choice(problems) for _ in range(k)]
         return drawn[distributed.rank() :: world]
 
-    def sample(self, prompts: Sequence[str], n: int, temperature: float | None = None, seed: int | None = None) -> list[list[str]]:
-        """``n`` completions per prompt from the current policy (training settings unless ``temperature``)."""
+    def sample(self, prompts: Sequence[str], n: int, temperature: float | None = None, top_p: float | None = None, seed: int | None = None) -> list[list[Sample]]:
+        """``n`` samples (`codegym.models.Sample`) per prompt from the current policy (training settings unless given)."""
         cfg = self.config
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            return self.policy.generate(
+            return self.policy.sample(
                 list(prompts),
                 n=n,
                 max_new_tokens=cfg.max_new_tokens,
                 temperature=cfg.temperature if temperature is None else temperature,
-                top_p=cfg.top_p,
+                top_p=cfg.top_p if top_p is None else top_p,
                 seed=seed,
             )
 
@@ -270,10 +282,11 @@ class LMAgent(Agent):
         self._batches_sampled += 1
         rows = self.sample([p.prompt for p in chosen], n, seed=seed)
         flat_problems = [p for p in chosen for _ in range(n)]
-        completions = [c for row in rows for c in row]
+        samples = [s for row in rows for s in row]
+        groups = [i for i in range(len(chosen)) for _ in range(n)]
         assert self.executor is not None
-        jobs = [(p.program(c), list(p.tests)) for p, c in zip(flat_problems, completions)]
-        return _Pending(flat_problems, completions, self.executor.submit(jobs, timeout=self.config.timeout))
+        jobs = [(p.program(s.text), list(p.tests)) for p, s in zip(flat_problems, samples)]
+        return _Pending(flat_problems, samples, groups, self.executor.submit(jobs, timeout=self.config.timeout))
 
     def _collect(self, pending: _Pending) -> Rollout:
         """Wait for the verdicts of a launched batch and score them (time spent waiting is recorded)."""
@@ -282,23 +295,33 @@ class LMAgent(Agent):
         self.timing["exec_wait_s"] += time.perf_counter() - start
         self.timing["episodes"] += len(results)
         rewards = [float(self.reward_fn(r)) for r in results]
-        return Rollout(pending.problems, pending.completions, results, rewards)
+        return Rollout(pending.problems, pending.samples, results, rewards, pending.groups)
 
     def _train(self, problems: list[Problem], steps: int) -> Iterator[dict[str, Any]]:
         start = time.perf_counter()
         self.before_training(problems)
+        pipeline = self.config.pipeline
         pending = self._launch(problems) if steps else None
         for i in range(steps):
-            following = self._launch(problems) if i + 1 < steps else None  # overlaps the sandbox run of `pending`
+            following = self._launch(problems) if pipeline and i + 1 < steps else None  # overlaps the sandbox run of `pending`
             assert pending is not None
             rollout = self._collect(pending)
-            metrics = self.update(rollout)
+            kept = rollout.subset(rollout.informative_groups()) if self.config.filter_groups else rollout
+            # Data-parallel, every rank must take the same optimizer steps: a rank left with nothing
+            # still updates (on an empty batch, a zero gradient).
+            metrics = self.update(kept) if len(kept) or distributed.world_size() > 1 else {}
             metrics.update(reward=sum(rollout.rewards) / len(rollout), pass_rate=rollout.pass_rate, episodes=len(rollout))
+            if self.config.filter_groups:
+                metrics["filtered"] = len(rollout) - len(kept)
             now = time.perf_counter()
             self.timing["wall_s"] += now - start
             start = now
             yield metrics
-            pending = following
+            pending = following if pipeline else (self._launch(problems) if i + 1 < steps else None)
+
+    def batch(self, samples: Sequence[Trajectory]) -> Batch:
+        """The exact ids and behaviour log-probs of ``samples`` as tensors on the agent's device."""
+        return batch_from_samples(samples, self.tokenizer.pad_token_id, self.device)
 
     def before_training(self, problems: list[Problem]) -> None:
         """Called once at the start of `fit` (e.g. to pre-train a critic)."""
@@ -310,8 +333,9 @@ class LMAgent(Agent):
     # -- generation -----------------------------------------------------------------------------
 
     def generate(self, prompts: Sequence[str], n: int = 1, temperature: float | None = None, seed: int | None = None) -> list[list[str]]:
-        """``n`` completions per prompt, sampled at the training temperature unless given (0: greedy)."""
-        return self.sample(prompts, n, temperature=temperature, seed=self.config.seed if seed is None else seed)
+        """``n`` completions per prompt, sampled at the training temperature unless given (0: greedy) and ``eval_top_p``."""
+        rows = self.sample(prompts, n, temperature=temperature, top_p=self.config.eval_top_p, seed=self.config.seed if seed is None else seed)
+        return [[s.text for s in row] for row in rows]
 
     # -- checkpoints ----------------------------------------------------------------------------
 

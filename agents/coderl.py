@@ -8,8 +8,9 @@ Per step:
 3. critic: a linear classifier on the decoder's (detached) hidden states gives per-token logits over
    the four outcomes; max-pooled over the completion they are trained with cross-entropy on the
    observed outcome (its own optimizer);
-4. RL loss ``−mean_t[q_t(outcome) · (R − R_greedy) · log π(a_t|s_t)]``, where ``q_t`` is the critic's
-   per-token probability of the observed outcome;
+4. RL loss ``−mean_t[w_t · q_t(outcome) · (R − R_greedy) · log π(a_t|s_t)]``, where ``q_t`` is the critic's
+   per-token probability of the observed outcome and ``w_t = min(importance_cap, π/μ)`` the truncated
+   importance weight for the pipeline's one-step lag (1 without lag);
 5. every ``lm_every`` steps, an LM cross-entropy step on the reference solutions of the batch's
    problems (problems without a reference are skipped).
 
@@ -29,7 +30,7 @@ from torch import nn
 from codegym.problems import Problem
 from codegym.agents.base import LMAgent
 from codegym.agents.config import AgentConfig
-from codegym.agents.rollout import Rollout, encode, masked_mean, token_view
+from codegym.agents.rollout import Rollout, encode, masked_mean, token_view, truncated_importance_weights
 
 __all__ = ["CodeRL", "CodeRLConfig"]
 
@@ -75,24 +76,25 @@ class CodeRL(LMAgent):
         unique = list({p.task_id: p for p in problems}.values())
         greedy = self.sample([p.prompt for p in unique], 1, temperature=0.0)
         assert self.executor is not None
-        results = self.executor.run_many([(p.program(g[0]), list(p.tests)) for p, g in zip(unique, greedy)], timeout=self.config.timeout)
+        results = self.executor.run_many([(p.program(g[0].text), list(p.tests)) for p, g in zip(unique, greedy)], timeout=self.config.timeout)
         return {p.task_id: float(self.reward_fn(r)) for p, r in zip(unique, results)}
 
     def update(self, rollout: Rollout) -> dict[str, float]:
         cfg = self.config
         baseline = self._greedy_rewards(rollout.problems)
-        batch = encode(self.tokenizer, [p.prompt for p in rollout.problems], rollout.completions, self.policy.context, cfg.max_new_tokens, self.eof_id, self.device)
+        batch = self.batch(rollout.samples)
         mask = batch.action_mask  # [B, T-1]
         outcome = torch.tensor([OUTCOME_CLASSES[r.outcome] for r in rollout.results], device=self.device)  # [B]
         returns = torch.tensor(rollout.rewards, device=self.device)
         greedy = torch.tensor([baseline[p.task_id] for p in rollout.problems], device=self.device)
 
-        view = token_view(self.model, batch, self.autocast)
+        view = token_view(self.model, batch, self.autocast, cfg.temperature)
         critic_logits = self.critic(view.hidden.detach())  # [B, T-1, 4]
         pooled = critic_logits.masked_fill(mask[..., None] == 0, float("-inf")).max(dim=1).values  # [B, 4]
         critic_loss = F.cross_entropy(pooled, outcome)
         q = critic_logits.detach().softmax(-1).gather(-1, outcome[:, None, None].expand(-1, mask.shape[1], 1)).squeeze(-1)  # [B, T-1]
-        weight = q * (returns - greedy)[:, None]  # per-token return, critic-weighted, greedy baseline
+        importance = truncated_importance_weights(view.logprobs, batch.behaviour_logprobs, mask, cfg.importance_cap)  # [B, T-1]
+        weight = importance * q * (returns - greedy)[:, None]  # per-token return, critic-weighted, greedy baseline
         rl_loss = -masked_mean(weight * view.logprobs, mask)
         self._optimizer_step(self.optimizer, rl_loss, self.model.parameters(), "CodeRL policy loss")
         self._optimizer_step(self.critic_optimizer, critic_loss, self.critic.parameters(), "CodeRL critic loss")

@@ -31,7 +31,22 @@ class AgentConfig:
         batch_problems: problems drawn per step.
         samples_per_problem: completions sampled per problem per step.
         max_new_tokens: longest completion, in tokens.
-        temperature, top_p: sampling of training completions.
+        temperature: sampling temperature of training completions; updates score their actions at the
+            same temperature (``log_softmax(logits / temperature)``), so the gradient is that of the
+            distribution that was sampled.
+        top_p: nucleus of training sampling. 1.0 (the default) keeps the recorded log-probs those of
+            ``logits / temperature``; below 1 the sampler truncates a distribution the update does not
+            model, which biases the gradient (a warning says so).
+        eval_top_p: nucleus of `generate` (evaluation and pass@k), where no gradient is taken.
+        pipeline: sample batch t+1 while batch t's programs run in the sandbox (faster; the behaviour
+            policy is then one update older than the trained one, which PPO-style agents correct with
+            the recorded log-probs and REINFORCE-style ones with ``importance_cap``). False: strictly on-policy.
+        importance_cap: ρ̄ of the truncated per-token importance weight ``min(ρ̄, π/μ)`` that
+            REINFORCE-style agents (actor_critic, coderl) apply to samples from an older policy μ;
+            0 switches the correction off.
+        filter_groups: DAPO's dynamic sampling: drop the samples of every drawn problem whose rewards
+            are all equal (they carry no group-relative signal) before the update. Dropped samples
+            still count in the sample budget and are logged as ``filtered``.
         timeout: seconds per program in the sandbox.
         lr: learning rate of the policy (Adam).
         max_grad_norm: gradient clipping of every optimizer.
@@ -45,7 +60,11 @@ class AgentConfig:
     samples_per_problem: int = 4
     max_new_tokens: int = 128
     temperature: float = 0.8
-    top_p: float = 0.95
+    top_p: float = 1.0
+    eval_top_p: float = 0.95
+    pipeline: bool = True
+    importance_cap: float = 1.0
+    filter_groups: bool = False
     timeout: float = 5.0
     lr: float = 1e-5
     max_grad_norm: float = 1.0

@@ -4,8 +4,10 @@ CleanRL's ``ppo.py`` and the RLHF recipe of Ziegler et al. 2019).
 Per step:
 
 1. rollout: ``batch_problems × samples_per_problem`` completions, executed, reward R at the last token;
-2. with the policy frozen: old log-probs, values ``V(s_t)`` (a linear head on the policy's last hidden
-   states, sharing its trunk) and the reference policy's log-probs;
+2. old log-probs are the behaviour log-probs recorded when the actions were sampled (the policy that
+   actually drew them, one update older under the pipeline's lag); with the policy frozen: values
+   ``V(s_t)`` (a linear head on the policy's last hidden states, sharing its trunk) and the reference
+   policy's log-probs, all at the sampling temperature;
 3. per-token rewards: ``−β · (log π − log π_ref)`` on every token, plus R on the last one; advantages
    by GAE (γ, λ) over the completion tokens, whitened;
 4. ``update_epochs`` epochs over ``num_minibatches`` minibatches of the clipped objective
@@ -13,8 +15,9 @@ Per step:
 5. adaptive KL control: β moves towards ``target_kl`` (proportional controller, Ziegler et al.).
 
 PAPER.md gives the standard values used in the ``paper`` preset (ε 0.2, λ 0.95, γ 1, KL to the frozen
-LM); everything else is ours. Old log-probs are computed at update time, so the one-step sampling lag
-of the pipeline (see `codegym.agents.base`) is folded into the behaviour policy.
+LM); everything else is ours. Without lag the first epoch's ratio is exactly 1; with the pipeline's
+one-step lag (see `codegym.agents.base`) the ratio starts where the behaviour policy left off, and
+clipping bounds how far the update follows samples of the older policy.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from torch import nn
 
 from codegym.agents.base import LMAgent
 from codegym.agents.config import AgentConfig
-from codegym.agents.rollout import Rollout, action_logits, encode, masked_mean, scatter_actions, token_view
+from codegym.agents.rollout import Rollout, action_logits, masked_mean, scatter_actions, token_view
 
 __all__ = ["PPOLM", "PPOLMConfig"]
 
@@ -94,16 +97,17 @@ class PPOLM(LMAgent):
 
     def update(self, rollout: Rollout) -> dict[str, float]:
         cfg = self.config
-        batch = encode(self.tokenizer, [p.prompt for p in rollout.problems], rollout.completions, self.policy.context, cfg.max_new_tokens, self.eof_id, self.device)
+        batch = self.batch(rollout.samples)
         mask = batch.action_mask  # [B, T-1]
         B = mask.shape[0]
+        T = cfg.temperature
 
-        # 1. the behaviour policy's view: old log-probs, values, reference log-probs (no gradient).
+        # 1. the behaviour policy's log-probs (recorded at sampling); values and reference log-probs (no gradient).
+        old_logprobs = batch.behaviour_logprobs  # [B, T-1]
         with torch.no_grad():
-            view = token_view(self.model, batch, self.autocast)
-            old_logprobs = view.logprobs  # [B, T-1]
+            view = token_view(self.model, batch, self.autocast, T)
             old_values = self.value_head(view.hidden).squeeze(-1) * mask  # [B, T-1]
-            ref_logits, _ = action_logits(self.reference, batch, self.autocast)  # [N, V]
+            ref_logits, _ = action_logits(self.reference, batch, self.autocast, T)  # [N, V]
             actions = batch.input_ids[:, 1:][mask.bool()]  # [N]
             ref_logprobs = scatter_actions(torch.log_softmax(ref_logits, -1).gather(-1, actions[:, None]).squeeze(-1), mask)
             kl_tokens = (old_logprobs - ref_logprobs) * mask  # [B, T-1] sample estimate of KL per token
@@ -119,15 +123,17 @@ class PPOLM(LMAgent):
 
         # 3. clipped PPO epochs over minibatches.
         minibatch = max(1, B // cfg.num_minibatches)
-        stats: dict[str, list[float]] = {"pg_loss": [], "value_loss": [], "entropy": [], "approx_kl": [], "clipfrac": []}
+        stats: dict[str, list[float]] = {"pg_loss": [], "value_loss": [], "entropy": [], "approx_kl": [], "clipfrac": [], "initial_ratio_error": []}
         for _ in range(cfg.update_epochs):
             order = torch.randperm(B, device=self.device)
             for start in range(0, B, minibatch):
                 idx = order[start : start + minibatch]
-                mb = type(batch)(batch.input_ids[idx], batch.attention_mask[idx], mask[idx])
-                new = token_view(self.model, mb, self.autocast)
+                mb = batch[idx]
+                new = token_view(self.model, mb, self.autocast, T)
                 log_ratio = new.logprobs - old_logprobs[idx]  # [b, T-1]
                 ratio = log_ratio.exp()
+                if not stats["initial_ratio_error"]:  # before any step: max |ρ − 1|, 0 up to rounding without lag
+                    stats["initial_ratio_error"].append(float(((ratio.detach() - 1).abs() * mb.action_mask).max()))
                 pg_loss = masked_mean(torch.max(-advantages[idx] * ratio, -advantages[idx] * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)), mb.action_mask)
                 values = self.value_head(new.hidden).squeeze(-1)
                 clipped = old_values[idx] + (values - old_values[idx]).clamp(-cfg.clip_coef, cfg.clip_coef)

@@ -18,6 +18,8 @@ AGENTS: dict[str, str] = {
     "ppo_lm": "codegym.agents.ppo_lm:PPOLM",
     "ppo_sb3": "codegym.agents.ppo_sb3:PPOSB3",
     "coderl": "codegym.agents.coderl:CodeRL",
+    "grpo": "codegym.agents.critic_free:GRPO",
+    "rloo": "codegym.agents.critic_free:RLOO",
     "clm": "codegym.agents.clm:CLM",
 }
 

@@ -15,7 +15,7 @@ import random
 from collections import OrderedDict
 from dataclasses import dataclass
 
-__all__ = ["ReplayBuffer", "Sample", "normalized_ast"]
+__all__ = ["Experience", "ReplayBuffer", "normalized_ast"]
 
 _BUILTINS = frozenset(dir(builtins))
 
@@ -60,13 +60,17 @@ def normalized_ast(program: str) -> str:
 
 
 @dataclass(frozen=True)
-class Sample:
-    """One sampled completion of a problem, with the reward and outcome its program earned."""
+class Experience:
+    """One sampled completion of a problem, with the reward and outcome its program earned, and the exact
+    ids and behaviour log-probs it was sampled with (an update re-scores them, it never re-tokenizes)."""
 
     task_id: str
     completion: str
     reward: float
     outcome: str
+    prompt_ids: tuple[int, ...] = ()
+    token_ids: tuple[int, ...] = ()
+    logprobs: tuple[float, ...] = ()
 
 
 class ReplayBuffer:
@@ -78,14 +82,14 @@ class ReplayBuffer:
             raise ValueError(f"replay buffer capacity must be >= 0 (0 switches it off), got {capacity}")
         self.capacity = capacity
         self.ast_filter = ast_filter
-        self._items: OrderedDict[tuple[str, str], Sample] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str], Experience] = OrderedDict()
         self._serial = 0
         self._rng = random.Random(seed)
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def add(self, sample: Sample, program: str) -> bool:
+    def add(self, sample: Experience, program: str) -> bool:
         """Store ``sample`` (``program`` is its full program, used for the AST key); False if filtered out."""
         if self.capacity == 0:
             return False
@@ -101,15 +105,16 @@ class ReplayBuffer:
             self._items.popitem(last=False)
         return True
 
-    def draw(self, k: int) -> list[Sample]:
+    def draw(self, k: int) -> list[Experience]:
         """Up to ``k`` stored samples, uniformly without replacement."""
         items = list(self._items.values())
         return self._rng.sample(items, min(k, len(items)))
 
     def state_dict(self) -> dict:
-        return {"items": [(list(k), vars(s)) for k, s in self._items.items()], "serial": self._serial, "rng": self._rng.getstate()}
+        return {"items": [(list(k), {**vars(s), "prompt_ids": list(s.prompt_ids), "token_ids": list(s.token_ids), "logprobs": list(s.logprobs)}) for k, s in self._items.items()], "serial": self._serial, "rng": self._rng.getstate()}
 
     def load_state_dict(self, state: dict) -> None:
-        self._items = OrderedDict((tuple(k), Sample(**s)) for k, s in state["items"])
+        items = [(tuple(k), Experience(**{**s, **{f: tuple(s.get(f, ())) for f in ("prompt_ids", "token_ids", "logprobs")}})) for k, s in state["items"]]
+        self._items = OrderedDict(items)
         self._serial = state["serial"]
         self._rng.setstate(state["rng"])

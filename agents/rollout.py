@@ -1,18 +1,25 @@
 """Turning sampled completions into training tensors, and the policy's per-token view of them.
 
-Completions come back from sampling as text (cut at the end of the function body), and the replay
-buffer stores text too, so every update re-tokenizes them. As `codegym.models.Policy.generate` does,
-the prompt's trailing whitespace belongs to the actions: BPE merges a newline with the indentation
-after it, so the prompt without it is tokenized on its own and ``trailing whitespace + completion``
-gives the action tokens, followed by the end-of-function token when the completion ended on its own
-(so the policy also learns where to stop). Sequences are right-padded; prompts too long for the
-model's context lose their beginning, as in sampling.
+Samples carry their actions: `codegym.models.Sample` holds the prompt ids the model was fed, the
+action ids it drew and their behaviour log-probabilities, so an update is built from exactly those
+ids — nothing is re-tokenized. The replay buffer stores the same three lists (`Experience`).
+
+One distribution: training samples are drawn from ``softmax(logits / T)`` with ``top_p = 1``
+(`AgentConfig.top_p`), and every update scores its actions with ``log_softmax(logits / T)`` at the same
+``T`` (`token_view`). ``top_p < 1`` would truncate the sampling distribution, which the update does not
+model; it is meant for evaluation (`AgentConfig.eval_top_p`).
+
+`encode` tokenizes text, for supervised targets only (CodeRL's steps on reference solutions, the toy
+policy's fine-tuning): the prompt without its trailing whitespace is tokenized on its own and
+``trailing whitespace + completion`` gives the target tokens, as `codegym.models.Policy.sample` does.
+Sequences are right-padded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -20,24 +27,72 @@ import torch.nn.functional as F
 from codegym.execution import ExecResult
 from codegym.problems import Problem
 
-__all__ = ["Batch", "Rollout", "TokenView", "action_logits", "encode", "kl_to_reference", "masked_mean", "scatter_actions", "token_view"]
+__all__ = [
+    "Batch",
+    "Rollout",
+    "TokenView",
+    "Trajectory",
+    "action_logits",
+    "batch_from_samples",
+    "encode",
+    "group_advantages",
+    "kl_to_reference",
+    "masked_mean",
+    "scatter_actions",
+    "token_view",
+    "truncated_importance_weights",
+]
+
+
+class Trajectory(Protocol):
+    """What an update needs of a sample: `codegym.models.Sample` and `codegym.agents.replay.Experience` both qualify."""
+
+    prompt_ids: Sequence[int]
+    token_ids: Sequence[int]
+    logprobs: Sequence[float]
 
 
 @dataclass
 class Rollout:
-    """One step's samples: which problem, what was written, how it ran and what it earned (all length B)."""
+    """One step's samples: which problem, what was written, how it ran and what it earned (all length B).
+
+    ``groups[i]`` numbers the draw sample i belongs to: the ``samples_per_problem`` samples of one drawn
+    problem share it (GRPO's and RLOO's group; a problem drawn twice makes two groups).
+    """
 
     problems: list[Problem]
-    completions: list[str]
+    samples: list  # list[codegym.models.Sample]
     results: list[ExecResult]
     rewards: list[float]
+    groups: list[int]
 
     def __len__(self) -> int:
-        return len(self.completions)
+        return len(self.samples)
+
+    @property
+    def completions(self) -> list[str]:
+        return [s.text for s in self.samples]
 
     @property
     def pass_rate(self) -> float:
         return sum(r.passed for r in self.results) / max(1, len(self.results))
+
+    def subset(self, keep: Sequence[int]) -> Rollout:
+        """The samples at the indices ``keep``, in that order."""
+        return Rollout(
+            [self.problems[i] for i in keep],
+            [self.samples[i] for i in keep],
+            [self.results[i] for i in keep],
+            [self.rewards[i] for i in keep],
+            [self.groups[i] for i in keep],
+        )
+
+    def informative_groups(self) -> list[int]:
+        """Indices of the samples whose group's rewards are not all equal (DAPO's dynamic sampling keeps these)."""
+        by_group: dict[int, list[float]] = {}
+        for g, r in zip(self.groups, self.rewards):
+            by_group.setdefault(g, []).append(r)
+        return [i for i, g in enumerate(self.groups) if max(by_group[g]) > min(by_group[g])]
 
 
 @dataclass
@@ -47,12 +102,42 @@ class Batch:
     input_ids: torch.Tensor  # [B, T] long
     attention_mask: torch.Tensor  # [B, T] long, 1 on real tokens
     action_mask: torch.Tensor  # [B, T-1] float, 1 where input_ids[:, 1:] is a completion token (an action)
+    behaviour_logprobs: torch.Tensor | None = None  # [B, T-1] log μ(a_t | s_t) recorded at sampling, 0 off the actions
+
+    def __getitem__(self, index: torch.Tensor) -> Batch:
+        """The rows ``index`` (a minibatch)."""
+        behaviour = None if self.behaviour_logprobs is None else self.behaviour_logprobs[index]
+        return Batch(self.input_ids[index], self.attention_mask[index], self.action_mask[index], behaviour)
+
+
+def _pad(rows: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int, device: torch.device) -> Batch:
+    """Right-padded tensors for ``rows`` whose actions begin at ``starts``."""
+    length = max(len(r) for r in rows)
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), length), dtype=torch.long)
+    actions = torch.zeros((len(rows), length - 1))
+    for i, (row, start) in enumerate(zip(rows, starts)):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        attention[i, : len(row)] = 1
+        actions[i, start - 1 : len(row) - 1] = 1.0  # position t predicts token t+1
+    return Batch(ids.to(device), attention.to(device), actions.to(device))
+
+
+def batch_from_samples(samples: Sequence[Trajectory], pad_id: int | None, device: torch.device) -> Batch:
+    """The exact ids of ``samples`` (prompt ids as fed to the model, then the sampled actions) and their
+    behaviour log-probs, as a `Batch`. Sampling already fitted prompt + actions into the context."""
+    rows = [list(s.prompt_ids) + list(s.token_ids) for s in samples]
+    starts = [len(s.prompt_ids) for s in samples]
+    batch = _pad(rows, starts, 0 if pad_id is None else pad_id, device)
+    behaviour = [float(x) for s in samples for x in s.logprobs]
+    batch.behaviour_logprobs = scatter_actions(torch.tensor(behaviour, device=device), batch.action_mask)
+    return batch
 
 
 def encode(tokenizer, prompts: Sequence[str], completions: Sequence[str], context: int, max_new_tokens: int, eof_id: int | None, device: torch.device) -> Batch:
-    """Tokenize each prompt without its trailing whitespace (with the start token) and that whitespace plus
-    the completion (without), append ``eof_id`` when the completion is shorter than ``max_new_tokens``
-    tokens, and left-truncate prompts to fit ``context``."""
+    """Supervised targets: tokenize each prompt without its trailing whitespace (with the start token) and
+    that whitespace plus the completion (without), append ``eof_id`` when the completion is shorter than
+    ``max_new_tokens`` tokens, and left-truncate prompts to fit ``context``."""
     heads = [p.rstrip() for p in prompts]
     prompt_ids = tokenizer(heads, add_special_tokens=True)["input_ids"]
     completion_ids = tokenizer([p[len(h) :] + c for p, h, c in zip(prompts, heads, completions)], add_special_tokens=False)["input_ids"]
@@ -65,30 +150,22 @@ def encode(tokenizer, prompts: Sequence[str], completions: Sequence[str], contex
         p = p[-(context - len(c)) :]
         rows.append(p + c)
         starts.append(len(p))
-    length = max(len(r) for r in rows)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    ids = torch.full((len(rows), length), pad, dtype=torch.long)
-    attention = torch.zeros((len(rows), length), dtype=torch.long)
-    actions = torch.zeros((len(rows), length - 1))
-    for i, (row, start) in enumerate(zip(rows, starts)):
-        ids[i, : len(row)] = torch.tensor(row)
-        attention[i, : len(row)] = 1
-        actions[i, start - 1 : len(row) - 1] = 1.0  # position t predicts token t+1
-    return Batch(ids.to(device), attention.to(device), actions.to(device))
+    return _pad(rows, starts, pad, device)
 
 
 @dataclass
 class TokenView:
     """What the policy says about each action of a `Batch` ([B, T-1], zero where there is no action, unless noted)."""
 
-    logprobs: torch.Tensor  # log π(a_t | s_t)
-    entropy: torch.Tensor  # H(π(· | s_t))
+    logprobs: torch.Tensor  # log π(a_t | s_t) at the sampling temperature
+    entropy: torch.Tensor  # H(π(· | s_t)) at the sampling temperature
     hidden: torch.Tensor  # [B, T-1, H] last-layer hidden state of s_t, at every position
-    action_logits: torch.Tensor  # [N, V] logits at the N action positions (batch.action_mask, row-major)
+    action_logits: torch.Tensor  # [N, V] logits / temperature at the N action positions (batch.action_mask, row-major)
 
 
-def action_logits(model, batch: Batch, autocast: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """The model's logits at the action positions only ([N, V]) and its last hidden states ([B, T-1, H]).
+def action_logits(model, batch: Batch, autocast: bool, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's logits divided by ``temperature`` at the action positions only ([N, V]), and its last hidden states ([B, T-1, H]).
 
     The output layer runs on the completion positions alone: prompts are several times longer than
     completions, and the vocabulary-sized logits over them (with their softmax, entropy and KL) were
@@ -99,7 +176,7 @@ def action_logits(model, batch: Batch, autocast: bool) -> tuple[torch.Tensor, to
     with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=autocast):
         hidden = model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state[:, :-1]
         logits = model.get_output_embeddings()(hidden[batch.action_mask.bool()])
-    return logits.float(), hidden.float()
+    return logits.float() / temperature, hidden.float()
 
 
 def scatter_actions(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -107,9 +184,10 @@ def scatter_actions(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.zeros(mask.shape, dtype=values.dtype, device=values.device).masked_scatter(mask.bool(), values)
 
 
-def token_view(model, batch: Batch, autocast: bool) -> TokenView:
-    """One forward pass of ``model`` over ``batch``; mixed precision (bfloat16) when ``autocast`` (CUDA)."""
-    logits, hidden = action_logits(model, batch, autocast)
+def token_view(model, batch: Batch, autocast: bool, temperature: float = 1.0) -> TokenView:
+    """One forward pass of ``model`` over ``batch``, scored at ``temperature`` (the one the actions were
+    sampled at); mixed precision (bfloat16) when ``autocast`` (CUDA)."""
+    logits, hidden = action_logits(model, batch, autocast, temperature)
     mask = batch.action_mask
     logp_all = F.log_softmax(logits, dim=-1)  # [N, V]
     actions = batch.input_ids[:, 1:][mask.bool()]  # [N]
@@ -128,3 +206,37 @@ def kl_to_reference(logits: torch.Tensor, ref_logits: torch.Tensor, mask: torch.
     logp = F.log_softmax(logits, dim=-1)
     ref = F.log_softmax(ref_logits.float(), dim=-1)
     return scatter_actions((logp.exp() * (logp - ref)).sum(-1), mask)
+
+
+def truncated_importance_weights(logprobs: torch.Tensor, behaviour: torch.Tensor, mask: torch.Tensor, cap: float) -> torch.Tensor:
+    """Per-token ``min(cap, π(a|s) / μ(a|s))`` ([B, T-1], detached, 1 off the actions; all 1 when ``cap`` is 0).
+
+    The truncated importance weight of IMPALA's V-trace (ρ̄ = ``cap``): it corrects a REINFORCE-style
+    gradient for samples drawn by an older policy μ (the pipeline's one-step lag, replayed samples)
+    without the variance of an untruncated ratio.
+    """
+    if cap <= 0:
+        return torch.ones_like(logprobs)
+    ratio = torch.exp((logprobs - behaviour).detach()).clamp(max=cap)
+    return torch.where(mask.bool(), ratio, torch.ones_like(ratio))
+
+
+def group_advantages(rewards: torch.Tensor, groups: torch.Tensor, *, leave_one_out: bool = False, scale: bool = True, eps: float = 1e-4) -> torch.Tensor:
+    """Per-sample advantages [B] relative to the other samples of the same group.
+
+    GRPO (Shao et al. 2024): ``(r − mean_group) / (std_group + eps)``; ``scale=False`` keeps only the
+    centring (Dr. GRPO, Liu et al. 2025). RLOO (Ahmadian et al. 2024, ``leave_one_out``): ``r`` minus the
+    mean of the *other* samples of its group, ``(k·r − Σ_group r) / (k − 1)``; a group of one gets 0.
+    """
+    unique, index = torch.unique(groups, return_inverse=True)
+    count = torch.zeros(len(unique), device=rewards.device).index_add_(0, index, torch.ones_like(rewards))
+    total = torch.zeros(len(unique), device=rewards.device).index_add_(0, index, rewards)
+    k = count[index]
+    if leave_one_out:
+        return torch.where(k > 1, (k * rewards - total[index]) / (k - 1).clamp(min=1), torch.zeros_like(rewards))
+    mean = total[index] / k
+    centred = rewards - mean
+    if not scale:
+        return centred
+    var = torch.zeros(len(unique), device=rewards.device).index_add_(0, index, centred**2)[index] / (k - 1).clamp(min=1)
+    return centred / (var.sqrt() + eps)

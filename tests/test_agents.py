@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from codegym import agents
 from codegym.agents.actor_critic import ActorCriticConfig
 from codegym.agents.config import ConfigError, build_config, parse_assignments
-from codegym.agents.replay import ReplayBuffer, Sample, normalized_ast
+from codegym.agents.replay import Experience, ReplayBuffer, normalized_ast
 from codegym.agents.toy import toy_policy, toy_problems
 
 # Settings that make RL on the toy fast and reliable (one problem, 16 samples per step).
@@ -81,20 +81,20 @@ def test_ast_filter_drops_programs_that_differ_only_in_names_or_whitespace():
     assert normalized_ast(a) != normalized_ast(c)
     assert normalized_ast("def f(x):\n    return len(x)\n") != normalized_ast("def f(x):\n    return abs(x)\n")
     buffer = ReplayBuffer(10, ast_filter=True)
-    assert buffer.add(Sample("t", "1", 1.0, "passed"), a)
-    assert not buffer.add(Sample("t", "2", 1.0, "passed"), b)
-    assert buffer.add(Sample("t", "3", 0.0, "failed"), c)
-    assert buffer.add(Sample("other", "4", 1.0, "passed"), b)  # duplicates count per problem
+    assert buffer.add(Experience("t", "1", 1.0, "passed"), a)
+    assert not buffer.add(Experience("t", "2", 1.0, "passed"), b)
+    assert buffer.add(Experience("t", "3", 0.0, "failed"), c)
+    assert buffer.add(Experience("other", "4", 1.0, "passed"), b)  # duplicates count per problem
     assert len(buffer) == 3
     unfiltered = ReplayBuffer(10, ast_filter=False)
-    assert unfiltered.add(Sample("t", "1", 1.0, "passed"), a) and unfiltered.add(Sample("t", "2", 1.0, "passed"), b)
-    assert not ReplayBuffer(0).add(Sample("t", "1", 1.0, "passed"), a)  # size 0: off
+    assert unfiltered.add(Experience("t", "1", 1.0, "passed"), a) and unfiltered.add(Experience("t", "2", 1.0, "passed"), b)
+    assert not ReplayBuffer(0).add(Experience("t", "1", 1.0, "passed"), a)  # size 0: off
 
 
 def test_replay_buffer_evicts_oldest():
     buffer = ReplayBuffer(2)
     for i in range(3):
-        buffer.add(Sample("t", str(i), 0.0, "failed"), f"x = {i}\n")
+        buffer.add(Experience("t", str(i), 0.0, "failed"), f"x = {i}\n")
     assert sorted(s.completion for s in buffer.draw(5)) == ["1", "2"]
 
 
@@ -211,7 +211,7 @@ def test_train_and_evaluate_commands(toy, in_tmp):
 # -- every agent: train, checkpoint, load, evaluate --------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["actor_critic", "ppo_lm", "coderl", "ppo_sb3", "clm"])
+@pytest.mark.parametrize("name", ["actor_critic", "ppo_lm", "coderl", "grpo", "rloo", "ppo_sb3", "clm"])
 def test_every_agent_trains_saves_loads_and_evaluates(toy, executor, in_tmp, name):
     overrides = {"batch_problems": 1, "samples_per_problem": 4, "max_new_tokens": 8} if name != "ppo_sb3" else {"max_new_tokens": 8}
     agent = agents.make(name, policy=copy.deepcopy(toy), preset="tiny", **overrides)

@@ -99,7 +99,7 @@ def test_smoke_comparison_writes_every_table_and_plot(in_tmp):
         with (out / f"table_{study}.csv").open() as fh:
             assert len(list(csv.DictReader(fh))) == len(table["rows"])
     agents_table = json.loads((out / "table_agents.json").read_text())
-    assert {r["agent"] for r in agents_table["rows"]} == {"clm", "actor_critic", "ppo_lm", "ppo_sb3", "coderl"}
+    assert {r["agent"] for r in agents_table["rows"]} == {"clm", "actor_critic", "ppo_lm", "ppo_sb3", "coderl", "grpo", "rloo"}
     trained = [r for r in agents_table["rows"] if r["column"] == "train samples" and r["agent"] != "clm"]
     assert all(r["mean"] >= preset.budget for r in trained)  # the same sample budget for every learning agent
     assert (out / "data_size.png").is_file() and (out / "data_size.csv").is_file()
