@@ -6,10 +6,12 @@ any Hugging Face causal LM (local directory, or hub name when online) can take i
     from codegym.models import load_policy
     policy = load_policy()                      # codegym/models/default/
     policy.generate(["def add(a, b):\\n    \\"\\"\\"Return a + b.\\"\\"\\"\\n"], n=4)
+    policy.sample(prompts, n=8)                 # Samples: text, prompt/sampled ids, behaviour log-probs
 
 Modules: `tokenizer` (byte-level BPE for Python), `corpus` (offline corpus with provenance and
 decontamination), `synthetic` (simple exercise-style functions), `config` (model and training
-presets), `pretrain` (training loop), `policy` (loading and batched generation), `evaluate`
+presets), `pretrain` (training loop), `policy` (loading, `Sample`, batched generation), `sampler`
+(the sampling loop), `evaluate`
 (held-out loss, parse rate, pass@k), `commands` (the ``build-corpus`` and ``pretrain`` CLI commands).
 
 The shipped model is rebuilt with the commands in `codegym.models.pretrain`'s docstring.
@@ -19,10 +21,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["Policy", "load_policy"]
+__all__ = ["Policy", "Sample", "load_policy"]
 
 if TYPE_CHECKING:
-    from codegym.models.policy import Policy, load_policy
+    from codegym.models.policy import Policy, Sample, load_policy
 
 
 def __getattr__(name: str) -> Any:

@@ -1,14 +1,15 @@
 """Load a code LM as a policy and sample function bodies from it, batched, with the KV cache.
 
 `load_policy("default")` loads the model shipped in ``codegym/models/default/``; any local Hugging
-Face model directory, or a hub name when online, works the same way. `Policy.generate` completes
+Face model directory, or a hub name when online, works the same way. `Policy.sample` completes
 prompts that end inside a function (a ``def`` line and docstring) and stops each completion at the end
-of the function body (so that prompt + completion is the whole function): the ``<eof>`` token (or the tokenizer's end of sequence), or the first non-blank
-line that is not indented, i.e. a new top-level statement, which is stripped.
+of the function body (so that prompt + completion is the whole function): the ``<eof>`` token (or the
+tokenizer's end of sequence), or the first non-blank line that is not indented, i.e. a new top-level
+statement, which is stripped. Each `Sample` keeps the prompt ids, the sampled ids and their behaviour
+log-probs; `Policy.generate` gives the texts only.
 
-Generation is ``transformers``' ``model.generate`` (KV cache, left-padded batches) with a stopping
-criterion that tracks line starts as a per-row tensor state, from a per-vocabulary table: no Python
-work per token beyond a few tensor operations on the batch.
+Sampling is `codegym.models.sampler`'s loop (each prompt prefilled once for its n samples, static KV
+cache, finished rows compacted out) or, for models it cannot drive, ``transformers``' ``generate``.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, StoppingCriteria
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from codegym.models import tokenizer as tok
+from codegym.models.sampler import StopRule, sample_rows
 
-__all__ = ["DEFAULT_DIR", "Policy", "PolicyLoadError", "completion_after", "line_flags", "load_policy", "truncate_completion"]
+__all__ = ["DEFAULT_DIR", "Policy", "PolicyLoadError", "Sample", "completion_after", "line_flags", "load_policy", "truncate_completion"]
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "default"
 _TOP_LEVEL = re.compile(r"\n(?=\S)")
@@ -48,20 +50,6 @@ def truncate_completion(completion: str, prompt_ends_line: bool = True) -> str:
     return body + "\n" if body else ""
 
 
-@dataclass(frozen=True)
-class _TokenTable:
-    """Per-token facts for the end-of-function check, from the decoded vocabulary (computed once per policy)."""
-
-    ends_newline: torch.Tensor  # the token's text ends with a newline
-    empty: torch.Tensor  # the token adds no text (special tokens included)
-    starts_code: torch.Tensor  # the token's text starts with a character that is not whitespace
-    newline_code: torch.Tensor  # the token holds a newline followed by code (tokens that span lines)
-
-    @classmethod
-    def build(cls, tokenizer: PreTrainedTokenizerBase, device: torch.device) -> _TokenTable:
-        return cls(*(torch.tensor(column, device=device) for column in line_flags(tokenizer)))
-
-
 def line_flags(tokenizer: PreTrainedTokenizerBase) -> tuple[list[bool], list[bool], list[bool], list[bool]]:
     """Per token id: its text ends with a newline; it adds no text (special tokens included); it
     starts with a non-whitespace character; it holds a newline followed by code. Together with
@@ -74,19 +62,25 @@ def line_flags(tokenizer: PreTrainedTokenizerBase) -> tuple[list[bool], list[boo
     return ends_newline, empty, starts_code, newline_code
 
 
-class _EndOfFunction(StoppingCriteria):
-    """Stops a row when it starts a non-indented line; the per-row state is one boolean tensor."""
+@dataclass(frozen=True)
+class Sample:
+    """One sampled completion, with the actions that produced it.
 
-    def __init__(self, table: _TokenTable, at_line_start: torch.Tensor) -> None:
-        self.table = table
-        self.at_line_start = at_line_start.to(table.ends_newline.device)
+    ``text``: the completion as `Policy.generate` gives it (cut at the end of the function body, without
+    the prompt's trailing whitespace). ``prompt_ids``: the prompt's token ids exactly as the model was fed
+    them (the prompt without trailing whitespace, with the tokenizer's special tokens, after
+    left-truncation to the prompt budget). ``token_ids``: the sampled ids in order, up to and including
+    the token that ended the row (``<eof>``/eos when sampled, or the token that began a new top-level
+    line); decoding them gives ``text`` before the cut at the end of the function. ``logprobs[i]``: the
+    log-probability of ``token_ids[i]`` given ``prompt_ids + token_ids[:i]`` under the distribution it was
+    drawn from: ``log_softmax(logits / temperature)`` when ``top_p == 1``; over the renormalised nucleus
+    when ``top_p < 1``; ``log_softmax(logits)`` when greedy (``temperature == 0``).
+    """
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object) -> torch.BoolTensor:
-        table = self.table
-        last = input_ids[:, -1].clamp(max=table.ends_newline.numel() - 1)
-        stop = (self.at_line_start & table.starts_code[last]) | table.newline_code[last]
-        self.at_line_start = table.ends_newline[last] | (self.at_line_start & table.empty[last])
-        return stop
+    text: str
+    prompt_ids: list[int]
+    token_ids: list[int]
+    logprobs: list[float]
 
 
 class Policy:
@@ -96,7 +90,7 @@ class Policy:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.device = device
-        self.batch_size = batch_size  # rows (prompts × samples) per model.generate call
+        self.batch_size = batch_size  # rows (prompts × samples) sampled together
         tokenizer.padding_side = "left"
         tokenizer.truncation_side = "left"
         if tokenizer.pad_token is None:
@@ -108,9 +102,8 @@ class Policy:
         self.stop_ids = sorted(set(stop_ids))
         config = model.config
         self.context = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None) or 2048
-        self._table: _TokenTable | None = None
+        self._rule: StopRule | None = None
 
-    @torch.no_grad()
     def generate(
         self,
         prompts: list[str],
@@ -120,48 +113,67 @@ class Policy:
         top_p: float = 0.95,
         seed: int | None = None,
     ) -> list[list[str]]:
-        """``n`` completions for each prompt, each cut at the end of the function body.
+        """``n`` completions for each prompt, each cut at the end of the function body: the texts of `sample`."""
+        return [[s.text for s in row] for row in self.sample(prompts, n, max_new_tokens, temperature, top_p, seed)]
 
-        ``temperature=0`` decodes greedily. With ``seed`` the result is reproducible (same prompts,
-        n and settings); the global torch random state is left as it was.
+    @torch.no_grad()
+    def sample(
+        self,
+        prompts: list[str],
+        n: int = 1,
+        max_new_tokens: int = 128,
+        temperature: float = 0.8,
+        top_p: float = 1.0,
+        seed: int | None = None,
+    ) -> list[list[Sample]]:
+        """``n`` `Sample` objects for each prompt: completion text, prompt and sampled ids, and behaviour log-probs.
+
+        ``temperature=0`` decodes greedily. ``top_p`` defaults to 1.0 because training needs the
+        log-probs of ``logits / temperature``, the distribution an update computes; ``top_p < 1`` (for
+        evaluation) records log-probs over the renormalised nucleus instead. With ``seed`` the result
+        is reproducible (same prompts, n and settings); the global torch random state is left as it was.
+        Prompts longer than the context minus ``max_new_tokens`` keep their last tokens.
         """
         # Trailing whitespace is left for the model to write: BPE merges a newline with the indentation
         # after it, so a prompt cut after "\n" ends on a token the model rarely saw followed by a body.
-        rows = [p.rstrip() for p in prompts for _ in range(n)]
-        suffixes = [p[len(p.rstrip()) :] for p in prompts for _ in range(n)]
+        heads = [p.rstrip() for p in prompts]
         max_new_tokens = min(max_new_tokens, self.context - 1)
         prompt_budget = self.context - max_new_tokens
-        texts: list[str] = []
+        if self._rule is None:
+            self._rule = StopRule.build(line_flags(self.tokenizer), self.stop_ids, self.device)
+        # Pieces of at most batch_size rows (prompt index, rows), packed into batches of at most batch_size rows.
+        pieces = [(i, min(self.batch_size, n - k)) for i in range(len(prompts)) for k in range(0, n, self.batch_size)]
+        batches: list[list[tuple[int, int]]] = [[]]
+        for piece in pieces:
+            if sum(c for _, c in batches[-1]) + piece[1] > self.batch_size:
+                batches.append([])
+            batches[-1].append(piece)
+        samples: list[list[Sample]] = [[] for _ in prompts]
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             if seed is not None:
                 torch.manual_seed(seed)
-            for start in range(0, len(rows), self.batch_size):
-                texts += self._generate_batch(rows[start : start + self.batch_size], max_new_tokens, prompt_budget, temperature, top_p)
-        completions = [completion_after(suffix, truncate_completion(t, row.endswith("\n"))) for t, row, suffix in zip(texts, rows, suffixes)]
-        return [completions[i * n : (i + 1) * n] for i in range(len(prompts))]
+            for batch in batches:
+                if not batch:
+                    continue
+                enc = self.tokenizer([heads[i] for i, _ in batch], return_tensors="pt", padding=True, truncation=True,
+                                     max_length=prompt_budget).to(self.device)
+                at_line_start = torch.tensor([heads[i].endswith("\n") for i, _ in batch])
+                rows = iter(sample_rows(self.model, enc["input_ids"], enc["attention_mask"], [c for _, c in batch],
+                                        at_line_start, self._rule, max_new_tokens, temperature, top_p,
+                                        self.tokenizer.pad_token_id))
+                for (i, count), ids, mask in zip(batch, enc["input_ids"].tolist(), enc["attention_mask"].tolist()):
+                    prompt_ids = [t for t, m in zip(ids, mask) if m]
+                    for _ in range(count):
+                        token_ids, logprobs = next(rows)
+                        samples[i].append(Sample(self._text(prompts[i], heads[i], token_ids), prompt_ids, token_ids, logprobs))
+        return samples
 
-    def _generate_batch(self, rows: list[str], max_new_tokens: int, prompt_budget: int, temperature: float, top_p: float) -> list[str]:
-        enc = self.tokenizer(rows, return_tensors="pt", padding=True, truncation=True, max_length=prompt_budget).to(self.device)
-        length = enc["input_ids"].shape[1]
-        at_line_start = torch.tensor([r.endswith("\n") for r in rows])
-        if self._table is None:
-            self._table = _TokenTable.build(self.tokenizer, self.device)
-        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} if temperature > 0 else {"do_sample": False}
-        output = self.model.generate(
-            **enc,
-            max_new_tokens=max_new_tokens,
-            eos_token_id=self.stop_ids,
-            pad_token_id=self.tokenizer.pad_token_id,
-            stopping_criteria=[_EndOfFunction(self._table, at_line_start)],
-            use_cache=True,
-            **sampling,
-        )
-        texts = []
-        for ids in output[:, length:].tolist():
-            cut = next((i for i, t in enumerate(ids) if t in self.stop_ids), len(ids))
-            texts.append(self.tokenizer.decode(ids[:cut], skip_special_tokens=True))
-        return texts
+    def _text(self, prompt: str, head: str, token_ids: list[int]) -> str:
+        """The completion that ``token_ids`` stand for, cut at the end of the function body."""
+        ids = token_ids[:-1] if token_ids and token_ids[-1] in self.stop_ids else token_ids
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        return completion_after(prompt[len(head) :], truncate_completion(text, head.endswith("\n")))
 
 
 def completion_after(suffix: str, text: str) -> str:
