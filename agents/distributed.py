@@ -123,14 +123,18 @@ def broadcast_modules(agent: Any) -> None:
 
 
 def mean_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    """Numeric metrics averaged over the ranks (every rank reports the same keys); others from this rank."""
+    """Numeric metrics averaged over the ranks that report them (a rank whose samples were all filtered
+    out has no loss to report); others from this rank."""
     if not active():
         return metrics
-    keys = [k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    values = torch.tensor([float(metrics[k]) for k in keys], dtype=torch.float64, device=_device())
-    dist.all_reduce(values, op=dist.ReduceOp.SUM)
-    values /= world_size()
-    return {**metrics, **dict(zip(keys, values.tolist()))}
+    mine = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    gathered: list[list[str]] = [[] for _ in range(world_size())]
+    dist.all_gather_object(gathered, sorted(mine))
+    keys = sorted(set().union(*gathered))
+    sums = torch.tensor([[mine.get(k, 0.0) for k in keys], [float(k in mine) for k in keys]], dtype=torch.float64, device=_device())
+    dist.all_reduce(sums, op=dist.ReduceOp.SUM)
+    means = (sums[0] / sums[1].clamp(min=1)).tolist()
+    return {**metrics, **dict(zip(keys, means))}
 
 
 def weights_digest(agent: Any) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import torch
 
 from codegym import agents
@@ -23,7 +25,8 @@ def test_helpers_are_identities_without_a_process_group():
     assert param.grad.tolist() == [2.0, 2.0, 2.0]
 
 
-def test_train_distributed_on_two_cpu_processes(in_tmp):
+@pytest.mark.parametrize(("agent", "extra"), [("actor_critic", []), ("grpo", ["--set", "filter_groups=true"])])
+def test_train_distributed_on_two_cpu_processes(in_tmp, agent, extra):
     from typer.testing import CliRunner
 
     from codegym.cli import app
@@ -35,9 +38,9 @@ def test_train_distributed_on_two_cpu_processes(in_tmp):
     policy.tokenizer.save_pretrained(in_tmp / "model")
     write_jsonl(toy_problems(4), in_tmp / "toy.jsonl")
     args = [
-        "train", "--agent", "actor_critic", "--problems", "toy.jsonl", "--preset", "tiny", "--policy", "model",
+        "train", "--agent", agent, "--problems", "toy.jsonl", "--preset", "tiny", "--policy", "model",
         "--out", "run", "--steps", "2", "--distributed", "--nproc", "2",
-        "--set", "batch_problems=1", "--set", "samples_per_problem=4", "--set", "max_new_tokens=8", "--set", "lr=3e-3",
+        "--set", "batch_problems=1", "--set", "samples_per_problem=4", "--set", "max_new_tokens=8", "--set", "lr=3e-3", *extra,
     ]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output

@@ -1,12 +1,14 @@
 """Agents head to head: training throughput, time lost waiting on the sandbox, and the pass rate reached.
 
 One run, same problems, same initial policy for the LM agents, same sample budget (completed
-episodes) for ``actor_critic``, ``ppo_lm`` and ``ppo_sb3``:
+episodes) and the same batch shape (problems × samples per problem) for ``actor_critic``, ``ppo_lm``,
+``coderl``, ``grpo``, ``rloo`` and ``ppo_sb3``:
 
 - samples/s: completed episodes per second of training wall clock, sandbox execution included;
 - ``exec_wait_fraction``: the share of ``actor_critic``'s training wall clock spent blocked on test
   execution (sampling of the next batch overlaps the execution of the previous one);
-- pass rate: pass@1 on the training problems after the budget (``--eval-n`` samples per problem).
+- pass rate: pass@1 on the training problems after the budget (``--eval-n`` samples per problem);
+- ``ratio_vs_ppo_lm``, ``ratio_vs_grpo``: actor_critic's samples/s over theirs.
 
 The budget is trained in ``--rounds`` rounds, the agents taking turns within each round, so that load
 from other processes on a shared machine hits every agent alike. ``ppo_sb3``'s policy is SB3's MLP
@@ -29,7 +31,8 @@ from codegym import agents
 from codegym import problems as sources
 from codegym.execution import Executor
 
-AGENTS = ("actor_critic", "ppo_lm", "ppo_sb3")
+AGENTS = ("actor_critic", "ppo_lm", "coderl", "grpo", "rloo", "ppo_sb3")
+LM_AGENTS = tuple(a for a in AGENTS if a != "ppo_sb3")
 
 
 def train_round(agent, problems, episodes: int, per_step: int, executor) -> float:
@@ -78,7 +81,7 @@ def main() -> None:
         }
         # Warm-up, not timed: the sandbox pool's start and each model's first call.
         executor.run(problems[0].reference_program() if problems[0].reference else "pass", list(problems[0].tests))
-        for name in ("actor_critic", "ppo_lm"):
+        for name in LM_AGENTS:
             learners[name].generate([problems[0].prompt], 1)
         wall = dict.fromkeys(AGENTS, 0.0)
         for _ in range(args.rounds):
@@ -96,6 +99,7 @@ def main() -> None:
     out["actor_critic_exec_wait_s"] = round(learners["actor_critic"].timing["exec_wait_s"], 3)
     out["exec_wait_fraction"] = round(learners["actor_critic"].timing["exec_wait_s"] / wall["actor_critic"], 4)
     out["ratio_vs_ppo_lm"] = round(out["actor_critic_samples_per_s"] / out["ppo_lm_samples_per_s"], 3)  # type: ignore[operator]
+    out["ratio_vs_grpo"] = round(out["actor_critic_samples_per_s"] / out["grpo_samples_per_s"], 3)  # type: ignore[operator]
     print(json.dumps(out))
 
 
