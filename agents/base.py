@@ -26,9 +26,9 @@ from typing import Any, ClassVar
 
 import torch
 
-from codegym.execution import ExecResult, Executor, default_executor
+from codegym import rewards, scoring
+from codegym.execution import Executor, default_executor
 from codegym.problems import Problem
-from codegym.rewards import get_reward
 from codegym.agents import distributed
 from codegym.agents.config import AgentConfig
 from codegym.agents.rollout import Rollout
@@ -159,7 +159,7 @@ class Agent:
         tmp = target.with_name(target.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        meta = {"agent": self.name, "config": self.config.to_dict(), "steps_done": self.steps_done}
+        meta = {"agent": self.name, "config": {**self.config.to_dict(), "reward": rewards.name_of(self.config.reward)}, "steps_done": self.steps_done}
         (tmp / AGENT_FILE).write_text(json.dumps(meta, indent=2))
         self._save_files(tmp)
         old = target.with_name(target.name + ".old")
@@ -184,7 +184,7 @@ class _Pending:
 
     problems: list[Problem]
     completions: list[str]
-    future: Future[list[ExecResult]]
+    future: Future[list[scoring.Score]]
 
 
 class LMAgent(Agent):
@@ -230,10 +230,6 @@ class LMAgent(Agent):
         """Whether a frozen copy of the initial policy is needed (a KL penalty is on)."""
         return self.needs_reference
 
-    @property
-    def reward_fn(self) -> Callable[[ExecResult], float]:
-        return get_reward(self.config.reward)
-
     # -- rollout collection ---------------------------------------------------------------------
 
     def _draw(self, problems: list[Problem]) -> list[Problem]:
@@ -272,17 +268,16 @@ class LMAgent(Agent):
         flat_problems = [p for p in chosen for _ in range(n)]
         completions = [c for row in rows for c in row]
         assert self.executor is not None
-        jobs = [(p.program(c), list(p.tests)) for p, c in zip(flat_problems, completions)]
-        return _Pending(flat_problems, completions, self.executor.submit(jobs, timeout=self.config.timeout))
+        future = scoring.submit(flat_problems, completions, reward=self.config.reward, executor=self.executor, timeout=self.config.timeout, mode="body")
+        return _Pending(flat_problems, completions, future)
 
     def _collect(self, pending: _Pending) -> Rollout:
         """Wait for the verdicts of a launched batch and score them (time spent waiting is recorded)."""
         start = time.perf_counter()
-        results = pending.future.result()
+        scores = pending.future.result()
         self.timing["exec_wait_s"] += time.perf_counter() - start
-        self.timing["episodes"] += len(results)
-        rewards = [float(self.reward_fn(r)) for r in results]
-        return Rollout(pending.problems, pending.completions, results, rewards)
+        self.timing["episodes"] += len(scores)
+        return Rollout(pending.problems, pending.completions, [s.result for s in scores], [s.reward for s in scores], [s.info for s in scores])
 
     def _train(self, problems: list[Problem], steps: int) -> Iterator[dict[str, Any]]:
         start = time.perf_counter()
@@ -293,7 +288,7 @@ class LMAgent(Agent):
             assert pending is not None
             rollout = self._collect(pending)
             metrics = self.update(rollout)
-            metrics.update(reward=sum(rollout.rewards) / len(rollout), pass_rate=rollout.pass_rate, episodes=len(rollout))
+            metrics.update(reward=sum(rollout.rewards) / len(rollout), pass_rate=rollout.pass_rate, episodes=len(rollout), **rollout.info_means())
             now = time.perf_counter()
             self.timing["wall_s"] += now - start
             start = now

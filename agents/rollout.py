@@ -12,7 +12,7 @@ model's context lose their beginning, as in sampling.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -25,15 +25,23 @@ __all__ = ["Batch", "Rollout", "TokenView", "action_logits", "encode", "kl_to_re
 
 @dataclass
 class Rollout:
-    """One step's samples: which problem, what was written, how it ran and what it earned (all length B)."""
+    """One step's samples: which problem, what was written, how it ran and what it earned (all length B).
+
+    ``infos`` holds each sample's extra reward metrics (a dict reward's keys beyond ``"score"``)."""
 
     problems: list[Problem]
     completions: list[str]
     results: list[ExecResult]
     rewards: list[float]
+    infos: list[dict[str, float]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.completions)
+
+    def info_means(self) -> dict[str, float]:
+        """The mean of each extra reward metric over the samples that report it (logged with the step's metrics)."""
+        keys = {k for info in self.infos for k in info}
+        return {k: sum(i[k] for i in self.infos if k in i) / sum(k in i for i in self.infos) for k in sorted(keys)}
 
     @property
     def pass_rate(self) -> float:
