@@ -29,9 +29,9 @@ from typing import Any, ClassVar
 
 import torch
 
-from codegym.execution import ExecResult, Executor, default_executor
+from codegym import rewards, scoring
+from codegym.execution import Executor, default_executor
 from codegym.problems import Problem
-from codegym.rewards import get_reward
 from codegym.agents import distributed
 from codegym.agents.config import AgentConfig
 from codegym.agents.rollout import Batch, Rollout, Trajectory, batch_from_samples
@@ -163,7 +163,7 @@ class Agent:
         tmp = target.with_name(target.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        meta = {"agent": self.name, "config": self.config.to_dict(), "steps_done": self.steps_done}
+        meta = {"agent": self.name, "config": {**self.config.to_dict(), "reward": rewards.name_of(self.config.reward)}, "steps_done": self.steps_done}
         (tmp / AGENT_FILE).write_text(json.dumps(meta, indent=2))
         self._save_files(tmp)
         old = target.with_name(target.name + ".old")
@@ -189,7 +189,7 @@ class _Pending:
     problems: list[Problem]
     samples: list[Sample]
     groups: list[int]
-    future: Future[list[ExecResult]]
+    future: Future[list[scoring.Score]]
 
 
 class LMAgent(Agent):
@@ -242,10 +242,6 @@ class LMAgent(Agent):
         """Whether a frozen copy of the initial policy is needed (a KL penalty is on)."""
         return self.needs_reference
 
-    @property
-    def reward_fn(self) -> Callable[[ExecResult], float]:
-        return get_reward(self.config.reward)
-
     # -- rollout collection ---------------------------------------------------------------------
 
     def _draw(self, problems: list[Problem]) -> list[Problem]:
@@ -285,17 +281,16 @@ class LMAgent(Agent):
         samples = [s for row in rows for s in row]
         groups = [i for i in range(len(chosen)) for _ in range(n)]
         assert self.executor is not None
-        jobs = [(p.program(s.text), list(p.tests)) for p, s in zip(flat_problems, samples)]
-        return _Pending(flat_problems, samples, groups, self.executor.submit(jobs, timeout=self.config.timeout))
+        future = scoring.submit(flat_problems, [s.text for s in samples], reward=self.config.reward, executor=self.executor, timeout=self.config.timeout, mode="body")
+        return _Pending(flat_problems, samples, groups, future)
 
     def _collect(self, pending: _Pending) -> Rollout:
         """Wait for the verdicts of a launched batch and score them (time spent waiting is recorded)."""
         start = time.perf_counter()
-        results = pending.future.result()
+        scores = pending.future.result()
         self.timing["exec_wait_s"] += time.perf_counter() - start
-        self.timing["episodes"] += len(results)
-        rewards = [float(self.reward_fn(r)) for r in results]
-        return Rollout(pending.problems, pending.samples, results, rewards, pending.groups)
+        self.timing["episodes"] += len(scores)
+        return Rollout(pending.problems, pending.samples, [s.result for s in scores], [s.reward for s in scores], pending.groups, [s.info for s in scores])
 
     def _train(self, problems: list[Problem], steps: int) -> Iterator[dict[str, Any]]:
         start = time.perf_counter()
@@ -310,7 +305,7 @@ class LMAgent(Agent):
             # Data-parallel, every rank must take the same optimizer steps: a rank left with nothing
             # still updates (on an empty batch, a zero gradient).
             metrics = self.update(kept) if len(kept) or distributed.world_size() > 1 else {}
-            metrics.update(reward=sum(rollout.rewards) / len(rollout), pass_rate=rollout.pass_rate, episodes=len(rollout))
+            metrics.update(reward=sum(rollout.rewards) / len(rollout), pass_rate=rollout.pass_rate, episodes=len(rollout), **rollout.info_means())
             if self.config.filter_groups:
                 metrics["filtered"] = len(rollout) - len(kept)
             now = time.perf_counter()

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from codegym import scoring
 from codegym.problems import Problem
 from codegym.agents.base import LMAgent
 from codegym.agents.config import AgentConfig
@@ -76,8 +77,8 @@ class CodeRL(LMAgent):
         unique = list({p.task_id: p for p in problems}.values())
         greedy = self.sample([p.prompt for p in unique], 1, temperature=0.0)
         assert self.executor is not None
-        results = self.executor.run_many([(p.program(g[0].text), list(p.tests)) for p, g in zip(unique, greedy)], timeout=self.config.timeout)
-        return {p.task_id: float(self.reward_fn(r)) for p, r in zip(unique, results)}
+        scores = scoring.score(unique, [g[0].text for g in greedy], reward=self.config.reward, executor=self.executor, timeout=self.config.timeout, mode="body")
+        return {p.task_id: s.reward for p, s in zip(unique, scores)}
 
     def update(self, rollout: Rollout) -> dict[str, float]:
         cfg = self.config

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from codegym import rewards
+
 __all__ = ["AgentConfig", "ConfigError", "build_config", "parse_assignments"]
 
 
@@ -27,7 +29,9 @@ class AgentConfig:
 
     Attributes:
         seed: seeds sampling, problem order and initialisation.
-        reward: a `codegym.rewards` preset name (or a callable ``ExecResult -> float``; not saved).
+        reward: a registered `codegym.rewards` name, or a callable ``(problem, completion, result) -> float | dict``
+            (or ``ExecResult -> float``); an agent whose reward is a callable can be saved only once it is
+            registered (`codegym.rewards.register`), as checkpoints store the reward's name.
         batch_problems: problems drawn per step.
         samples_per_problem: completions sampled per problem per step.
         max_new_tokens: longest completion, in tokens.
@@ -79,10 +83,13 @@ class AgentConfig:
     }
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings as plain JSON values (a callable reward is recorded by name only)."""
+        """The settings as plain JSON values (a callable reward by its registered name, else as ``<callable NAME>``)."""
         out = dataclasses.asdict(self)
         if callable(out["reward"]):
-            out["reward"] = f"<callable {getattr(self.reward, '__qualname__', 'reward')}>"
+            try:
+                out["reward"] = rewards.name_of(self.reward)
+            except ValueError:
+                out["reward"] = f"<callable {getattr(self.reward, '__qualname__', 'reward')}>"
         return out
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from codegym.execution import Executor, default_executor
+from codegym import scoring
+from codegym.execution import Executor
 from codegym.problems import Problem
 
 __all__ = ["estimate_pass_at_k", "evaluate_agent", "pass_at_k"]
@@ -53,8 +54,9 @@ def evaluate_agent(
     if not ks:
         raise ValueError(f"every k is larger than n={n}; raise --n or lower --k")
     completions = agent.generate([p.prompt for p in problems], n, temperature=temperature, seed=seed)
-    jobs = [(p.program(c), list(p.tests)) for p, row in zip(problems, completions) for c in row]
-    results = (executor or default_executor()).run_many(jobs, timeout=timeout)
+    flat = [(p, c) for p, row in zip(problems, completions) for c in row]
+    scores = scoring.score([p for p, _ in flat], [c for _, c in flat], reward="binary", executor=executor, timeout=timeout, mode="body")
+    results = [s.result for s in scores]
     records = []
     for i, (p, row) in enumerate(zip(problems, completions)):
         res = results[i * n : (i + 1) * n]

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from codegym import rewards
 from codegym.agents.base import AGENT_FILE, Agent
 from codegym.agents.config import build_config
 
@@ -41,15 +42,27 @@ def make(name: str, policy: Any = "default", *, preset: str = "default", config_
 
 
 def load(directory: str | os.PathLike[str], **overrides: Any) -> Agent:
-    """The agent saved in ``directory`` by ``agent.save``; ``overrides`` replace saved settings (e.g. a callable ``reward``)."""
+    """The agent saved in ``directory`` by ``agent.save``; ``overrides`` replace saved settings.
+
+    The saved reward is a registered name (`codegym.rewards.register`): register it in this process
+    before loading, or pass ``reward=`` explicitly. Loading never substitutes another reward.
+    """
     path = Path(directory)
     meta_file = path / AGENT_FILE
     if not meta_file.exists():
         raise FileNotFoundError(f"{path} is not an agent checkpoint (no {AGENT_FILE}); pass the directory given to --out or agent.save")
     meta = json.loads(meta_file.read_text())
     cls = agent_class(meta["agent"])
-    saved = {k: v for k, v in meta["config"].items() if not (k == "reward" and str(v).startswith("<callable"))}
-    cfg = build_config(cls.Config, "default", {**saved, **overrides})
+    settings = {**meta["config"], **overrides}
+    if "reward" not in overrides:
+        try:
+            rewards.get_reward(settings["reward"])
+        except ValueError:
+            raise ValueError(
+                f"{path} was trained with the reward {settings['reward']!r}, which is not registered in this process; "
+                "call codegym.rewards.register(name, fn) before loading, or pass reward=... to load"
+            ) from None
+    cfg = build_config(cls.Config, "default", settings)
     agent = cls._from_files(path, cfg)
     agent.steps_done = meta["steps_done"]
     return agent

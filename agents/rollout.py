@@ -18,7 +18,7 @@ Sequences are right-padded.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
@@ -57,7 +57,8 @@ class Rollout:
     """One step's samples: which problem, what was written, how it ran and what it earned (all length B).
 
     ``groups[i]`` numbers the draw sample i belongs to: the ``samples_per_problem`` samples of one drawn
-    problem share it (GRPO's and RLOO's group; a problem drawn twice makes two groups).
+    problem share it (GRPO's and RLOO's group; a problem drawn twice makes two groups). ``infos`` holds
+    each sample's extra reward metrics (a dict reward's keys beyond ``"score"``).
     """
 
     problems: list[Problem]
@@ -65,6 +66,7 @@ class Rollout:
     results: list[ExecResult]
     rewards: list[float]
     groups: list[int]
+    infos: list[dict[str, float]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -72,6 +74,11 @@ class Rollout:
     @property
     def completions(self) -> list[str]:
         return [s.text for s in self.samples]
+
+    def info_means(self) -> dict[str, float]:
+        """The mean of each extra reward metric over the samples that report it (logged with the step's metrics)."""
+        keys = {k for info in self.infos for k in info}
+        return {k: sum(i[k] for i in self.infos if k in i) / sum(k in i for i in self.infos) for k in sorted(keys)}
 
     @property
     def pass_rate(self) -> float:
@@ -85,6 +92,7 @@ class Rollout:
             [self.results[i] for i in keep],
             [self.rewards[i] for i in keep],
             [self.groups[i] for i in keep],
+            [self.infos[i] for i in keep] if self.infos else [],
         )
 
     def informative_groups(self) -> list[int]:

@@ -17,9 +17,10 @@ import numpy as np
 from gymnasium import spaces
 
 from codegym import problems as problem_sources
+from codegym import scoring
 from codegym.execution import ExecResult, Executor, default_executor
 from codegym.problems import Problem
-from codegym.rewards import RewardFn, get_reward
+from codegym.rewards import Reward, RewardFn, get_reward
 from codegym.envs.tokens import TokenCodec, load_tokenizer, split_prompt
 
 __all__ = ["CodeSynthesisEnv", "CodeSynthesisSeqEnv", "resolve_problems"]
@@ -51,7 +52,7 @@ class _ProblemEnv(gym.Env):
         problems: str | os.PathLike[str] | Sequence[Problem],
         split: str | None,
         tokenizer: Any,
-        reward: str | RewardFn,
+        reward: str | Reward | RewardFn,
         timeout: float,
         executor: Executor | None,
         render_mode: str | None,
@@ -85,11 +86,11 @@ class _ProblemEnv(gym.Env):
             return self.problems[self._by_id[task_id]]
         return self.problems[int(self.np_random.integers(len(self.problems)))]
 
-    def _judge(self, completion: str, result: ExecResult) -> tuple[float, dict[str, Any]]:
+    def _judge(self, completion: str, score: scoring.Score) -> tuple[float, dict[str, Any]]:
         assert self.problem is not None
         program = self.problem.program(completion)
-        reward = float(self.reward_fn(result))
-        self._last = (program, result, reward)
+        result = score.result
+        self._last = (program, result, score.reward)
         info = {
             "task_id": self.problem.task_id,
             "program": program,
@@ -97,15 +98,16 @@ class _ProblemEnv(gym.Env):
             "outcome": result.outcome,
             "test_passed": list(result.test_passed),
             "pass_ratio": result.pass_ratio,
+            **score.info,
         }
         if self.render_mode == "human":
             print(self.render())
-        return reward, info
+        return score.reward, info
 
-    def run_program(self, completion: str) -> ExecResult:
-        """Execute the current problem's program for ``completion`` against its tests."""
+    def score(self, completion: str) -> scoring.Score:
+        """Run the current problem's program for ``completion`` against its tests and apply the reward."""
         assert self.problem is not None
-        return self.executor.run(self.problem.program(completion), list(self.problem.tests), timeout=self.timeout)
+        return scoring.score([self.problem], [completion], reward=self.reward_fn, executor=self.executor, timeout=self.timeout, mode="body")[0]
 
     def render(self) -> str | None:
         """The last finished program and its verdict (``ansi`` returns it, ``human`` prints it)."""
@@ -144,12 +146,12 @@ class CodeSynthesisEnv(_ProblemEnv):
     starts a new non-indented line (the function is over; that token is not part of the program).
     Truncates after ``max_new_tokens`` tokens; the program is run and rewarded then too.
     ``info`` at the end holds ``task_id``, ``program``, ``completion``, ``outcome``, ``test_passed``
-    and ``pass_ratio``.
+    and ``pass_ratio``, plus the extra metrics of a dict reward.
 
     ## Arguments
     problems: a data set name, a path or a list of `Problem` (default ``"mbpp"``); split: one split of
     them (default ``"train"``; None for all); tokenizer: a tokenizer, a name or a path (default: the
-    embedded policy's); reward: preset name or callable; max_new_tokens; max_prompt_tokens; timeout:
+    embedded policy's); reward: a registered reward name or a callable (`codegym.rewards`); max_new_tokens; max_prompt_tokens; timeout:
     seconds per program; executor: the sandbox pool (default: the shared one); step_penalty: shaping
     per token (default 0, off); render_mode: ``"ansi"`` or ``"human"``.
     ``reset(options={"task_id": ...})`` chooses the problem; otherwise it is drawn with the env's RNG,
@@ -161,7 +163,7 @@ class CodeSynthesisEnv(_ProblemEnv):
         problems: str | os.PathLike[str] | Sequence[Problem] = "mbpp",
         split: str | None = "train",
         tokenizer: Any = None,
-        reward: str | RewardFn = "paper",
+        reward: str | Reward | RewardFn = "paper",
         max_new_tokens: int = 128,
         max_prompt_tokens: int = 256,
         timeout: float = 5.0,
@@ -215,7 +217,7 @@ class CodeSynthesisEnv(_ProblemEnv):
         reward = -self.step_penalty
         info: dict[str, Any] = {}
         if terminated or truncated:
-            end_reward, info = self.finish(completion, self.run_program(completion))
+            end_reward, info = self.finish(completion, self.score(completion))
             reward += end_reward
         return self.observation(), reward, terminated, truncated, info
 
@@ -244,9 +246,9 @@ class CodeSynthesisEnv(_ProblemEnv):
         completion = self.codec.decode(self._tokens[self._prompt_length : self._length], self.problem.prompt)
         return completion, terminated, truncated
 
-    def finish(self, completion: str, result: ExecResult) -> tuple[float, dict[str, Any]]:
-        """The end-of-episode reward (without shaping) and info for a program already executed (see `advance`)."""
-        return self._judge(completion, result)
+    def finish(self, completion: str, score: scoring.Score) -> tuple[float, dict[str, Any]]:
+        """The end-of-episode reward (without shaping) and info for a completion already scored (see `advance`)."""
+        return self._judge(completion, score)
 
 
 class CodeSynthesisSeqEnv(_ProblemEnv):
@@ -276,7 +278,7 @@ class CodeSynthesisSeqEnv(_ProblemEnv):
         problems: str | os.PathLike[str] | Sequence[Problem] = "mbpp",
         split: str | None = "train",
         tokenizer: Any = None,
-        reward: str | RewardFn = "paper",
+        reward: str | Reward | RewardFn = "paper",
         max_prompt_tokens: int = 256,
         max_prompt_chars: int = 8192,
         max_completion_chars: int = 4096,
@@ -320,5 +322,5 @@ class CodeSynthesisSeqEnv(_ProblemEnv):
                 f"action must be a str of at most {self.action_space.max_length} printable ASCII characters"
             )
         self._done = True
-        reward, info = self._judge(action, self.run_program(action))
+        reward, info = self._judge(action, self.score(action))
         return self.observation(), reward, True, False, info

@@ -2,7 +2,7 @@
 
 ``gym.make_vec("codegym/CodeSynthesis-v0", num_envs=16, vectorization_mode="vector_entry_point")``
 builds it. It behaves as Gymnasium's `SyncVectorEnv` (next-step autoreset), except that the
-programs finished in one step go to the sandbox together through `Executor.run_many`, so they run
+programs finished in one step go to the sandbox together through `codegym.scoring.score`, so they run
 in parallel on all workers instead of one after another.
 """
 
@@ -15,6 +15,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.vector.utils import concatenate, iterate
 
+from codegym import scoring
 from codegym.envs.code_synthesis import CodeSynthesisEnv
 from codegym.execution import Executor, default_executor
 
@@ -46,12 +47,17 @@ class CodeSynthesisVectorEnv(SyncVectorEnv):
             self._env_obs[i] = env.observation()
             if terminated or truncated:
                 finished.append((i, completion))
-        jobs = []
-        for i, completion in finished:
-            problem = self.envs[i].problem
-            jobs.append((problem.program(completion), list(problem.tests), self.envs[i].timeout))
-        for (i, completion), result in zip(finished, self.executor.run_many(jobs)):
-            reward, info = self.envs[i].finish(completion, result)
+        first: CodeSynthesisEnv = self.envs[0]  # type: ignore[assignment]  (all envs share reward and timeout)
+        scores = scoring.score(
+            [self.envs[i].problem for i, _ in finished],
+            [completion for _, completion in finished],
+            reward=first.reward_fn,
+            executor=self.executor,
+            timeout=first.timeout,
+            mode="body",
+        ) if finished else []
+        for (i, completion), score in zip(finished, scores):
+            reward, info = self.envs[i].finish(completion, score)
             self._rewards[i] += reward
             infos = self._add_info(infos, info, i)
         self._observations = concatenate(self.single_observation_space, self._env_obs, self._observations)

@@ -26,7 +26,8 @@ CASES = [
 @pytest.mark.parametrize(("result", "expected"), CASES)
 def test_presets(result, expected):
     for name, value in expected.items():
-        assert get_reward(name)(result) == pytest.approx(value), name
+        assert PRESETS[name](result) == pytest.approx(value), name
+        assert get_reward(name)(None, "", result) == pytest.approx(value), name  # wrapped: (problem, completion, result)
 
 
 def test_ordering_and_callables():
@@ -34,7 +35,8 @@ def test_ordering_and_callables():
         rewards = [fn(c[0]) for c in CASES]
         assert rewards[-1] == max(rewards)
         assert rewards[0] == min(rewards)
-    custom = lambda res: 42.0  # noqa: E731
+    custom = lambda problem, completion, res: 42.0  # noqa: E731
     assert get_reward(custom) is custom
-    with pytest.raises(ValueError, match="unknown reward preset 'nope'; choose one of paper"):
+    assert get_reward(lambda res: 41.0)(None, "", CASES[0][0]) == 41.0
+    with pytest.raises(ValueError, match="unknown reward 'nope'; choose one of paper"):
         get_reward("nope")

@@ -66,13 +66,15 @@ def problem_pass_at_k(
     timeout: float = 5.0,
 ) -> dict[str, float]:
     """Mean pass@k over ``problems`` (unbiased, ``n`` samples each), plus the parse rate of the samples."""
+    from codegym import scoring
     from codegym.execution import Executor
 
     completions = policy.generate([p.prompt for p in problems], n=n, max_new_tokens=max_new_tokens,
                                   temperature=temperature, seed=seed)
-    jobs = [(p.program(c), list(p.tests)) for p, row in zip(problems, completions) for c in row]
+    flat = [(p, c) for p, row in zip(problems, completions) for c in row]
     with Executor() as executor:
-        results = executor.run_many(jobs, timeout=timeout)
+        scores = scoring.score([p for p, _ in flat], [c for _, c in flat], reward="binary", executor=executor, timeout=timeout, mode="body")
+    results = [s.result for s in scores]
     passed = [sum(r.passed for r in results[i * n : (i + 1) * n]) for i in range(len(problems))]
     report = {f"pass@{k}": sum(pass_at_k(n, c, k) for c in passed) / len(problems) for k in ks if k <= n}
     report["parse_rate"] = parse_rate([p.prompt for p in problems], completions)

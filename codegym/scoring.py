@@ -1,0 +1,190 @@
+"""The one place that turns completions into programs, runs them, and applies a reward.
+
+`score` (and `submit`, its non-blocking form) is what every part of codegym that judges model
+output goes through: the environments, the agents' rollouts and greedy baselines, pass@k
+evaluation, and the TRL, verl and OpenRLHF adapters and the reward server. It builds each program
+(`program`), runs all of them as one batch on the sandbox pool, and calls the reward
+``fn(problem, completion, result)`` (`codegym.rewards`) on each verdict.
+
+## From model output to a program (``mode="auto"``)
+
+Frameworks hand over model output in different shapes; the rules, applied in order:
+
+1. **Special tokens are removed**: ChatML/Llama/Phi ``<|...|>`` and DeepSeek ``<｜...｜>`` tokens,
+   ``<s>``/``</s>``, ``[INST]``/``[/INST]``, Gemma's ``<start_of_turn>``/``<end_of_turn>``, and
+   codegym's own ``<pad> <bos> <eos> <eof> <unk>`` (plus any ``special_tokens`` passed in, e.g. a
+   tokenizer's ``all_special_tokens``). A text that starts with the problem's prompt (a query that
+   is prompt + response) loses the prompt.
+2. **A fenced block wins**: when the text holds ```` ``` ```` fences (a chat answer), the code is the
+   last block that defines the entry point at top level, else the last block tagged ``python``/``py``,
+   else the last block (answers come after questions, and corrections after first tries). A block cut
+   off by the length limit (no closing fence) runs to the end.
+3. **Whole program or body**: code that parses on its own and defines the entry point at top level
+   is a whole program; it runs after the prompt's top-level imports (chat answers often omit them).
+   Anything else is a function body: ``prompt + code`` (the plain completion of a code prompt).
+
+Then the problem's test setup follows, as in `codegym.problems.Problem.program`.
+
+``mode="body"`` skips all of this: the program is exactly ``prompt + completion + setup``. codegym's
+own agents and environments use it, so the program judged is exactly what the policy wrote (a fence
+inside a string literal can never change what runs).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from codegym.execution import ExecResult, Executor, default_executor
+from codegym.problems import Problem, join_program
+from codegym.rewards import Reward, RewardFn, get_reward
+
+__all__ = ["MODES", "Score", "clean", "judge", "program", "score", "submit"]
+
+MODES = ("auto", "body")
+"""How completions become programs: ``auto`` (the documented rules) or ``body`` (prompt + completion as is)."""
+
+_SPECIAL = re.compile(
+    r"<\|[^<>|\s]{1,64}\|>"  # ChatML, Llama 3, Phi: <|im_end|>, <|eot_id|>, <|endoftext|>
+    r"|<｜[^<>｜]{1,64}｜>"  # DeepSeek: <｜end▁of▁sentence｜>
+    r"|</?s>|\[/?INST\]|<start_of_turn>|<end_of_turn>"  # Llama 2 / Mistral, Gemma
+    r"|<(?:pad|bos|eos|eof|unk)>"  # codegym's own tokenizer
+)
+_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:^[ \t]*```[ \t]*$|\Z)", re.DOTALL | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Score:
+    """One completion's verdict and what it earned.
+
+    Attributes:
+        reward: the reward's value (a dict reward's ``"score"``).
+        result: the sandbox's verdict (`ExecResult`).
+        info: a dict reward's other keys (extra metrics to log); empty for a float reward.
+    """
+
+    reward: float
+    result: ExecResult
+    info: dict[str, float] = field(default_factory=dict)
+
+
+def clean(text: str, special_tokens: Iterable[str] = ()) -> str:
+    """``text`` without special tokens (rule 1): the generic patterns above plus ``special_tokens``."""
+    for token in sorted(set(special_tokens), key=len, reverse=True):
+        if token:
+            text = text.replace(token, "")
+    return _SPECIAL.sub("", text)
+
+
+def program(problem: Problem, completion: str, *, mode: str = "auto", special_tokens: Iterable[str] = ()) -> str:
+    """The program to run for ``completion`` of ``problem`` (rules in the module docstring)."""
+    if mode == "body":
+        return problem.program(completion)
+    if mode != "auto":
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    text = clean(completion, special_tokens)
+    prompt = clean(problem.prompt, special_tokens)
+    if prompt.strip() and text.startswith(prompt):
+        text = text[len(prompt) :]
+    blocks = [(lang.lower(), code) for lang, code in reversed(_FENCE.findall(text))]
+    if blocks:
+        text = next(
+            (code for _, code in blocks if _defines(code, problem.entry_point)),
+            next((code for lang, code in blocks if lang in ("python", "py", "python3")), blocks[0][1]),
+        )
+    if _defines(text, problem.entry_point):
+        return join_program(_imports(problem.prompt) + text, problem.test_setup)
+    return problem.program(text)
+
+
+def judge(problems: Sequence[Problem], completions: Sequence[str], results: Sequence[ExecResult], reward: str | Reward | RewardFn = "paper") -> list[Score]:
+    """Apply ``reward`` to verdicts already computed (what `score` does after running the programs)."""
+    fn = get_reward(reward)
+    return [_score(fn(p, c, r), r) for p, c, r in zip(problems, completions, results)]
+
+
+def score(
+    problems: Sequence[Problem],
+    completions: Sequence[str],
+    *,
+    reward: str | Reward | RewardFn = "paper",
+    executor: Executor | None = None,
+    timeout: float = 5.0,
+    mode: str = "auto",
+    special_tokens: Iterable[str] = (),
+) -> list[Score]:
+    """Run ``completions[i]`` of ``problems[i]`` in the sandbox as one batch and score each.
+
+    ``reward``: a registered name or a callable (`codegym.rewards`); ``executor``: the sandbox pool
+    (default: the shared one); ``timeout``: seconds per program; ``mode``: how completions become
+    programs (`program`). Returns one `Score` per completion, in order.
+    """
+    return submit(problems, completions, reward=reward, executor=executor, timeout=timeout, mode=mode, special_tokens=special_tokens).result()
+
+
+def submit(
+    problems: Sequence[Problem],
+    completions: Sequence[str],
+    *,
+    reward: str | Reward | RewardFn = "paper",
+    executor: Executor | None = None,
+    timeout: float = 5.0,
+    mode: str = "auto",
+    special_tokens: Iterable[str] = (),
+) -> Future[list[Score]]:
+    """`score` in the background: returns a Future at once, so sampling can overlap the sandbox run."""
+    problems, completions = list(problems), list(completions)
+    if len(problems) != len(completions):
+        raise ValueError(f"need one problem per completion, got {len(problems)} problems and {len(completions)} completions")
+    fn = get_reward(reward)  # an unknown name fails here, before anything runs
+    tokens = tuple(special_tokens)
+    jobs = [(program(p, c, mode=mode, special_tokens=tokens), list(p.tests)) for p, c in zip(problems, completions)]
+    inner = (executor or default_executor()).submit(jobs, timeout=timeout)
+    out: Future[list[Score]] = Future()
+
+    def finish(done: Future[list[ExecResult]]) -> None:
+        try:
+            out.set_result([_score(fn(p, c, r), r) for p, c, r in zip(problems, completions, done.result())])
+        except BaseException as exc:  # noqa: BLE001  (re-raised by out.result())
+            out.set_exception(exc)
+
+    inner.add_done_callback(finish)
+    return out
+
+
+def _score(value: float | dict[str, Any], result: ExecResult) -> Score:
+    if isinstance(value, dict):
+        if "score" not in value:
+            raise ValueError(f"a dict reward must hold 'score' (the reward); got keys {sorted(value)}")
+        return Score(float(value["score"]), result, {k: float(v) for k, v in value.items() if k != "score"})
+    return Score(float(value), result)
+
+
+def _parse(code: str) -> ast.Module | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # model output is full of invalid escapes and the like
+        try:
+            return ast.parse(code)
+        except (SyntaxError, ValueError):
+            return None
+
+
+def _defines(code: str, name: str) -> bool:
+    """``code`` parses on its own and defines ``name`` at top level (a whole program, not a body)."""
+    tree = _parse(code)
+    return tree is not None and any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.name == name for n in tree.body)
+
+
+def _imports(prompt: str) -> str:
+    """The prompt's top-level import lines (a whole program from a chat answer may have left them out)."""
+    tree = _parse(prompt)
+    if tree is None:
+        return ""
+    lines = prompt.splitlines()
+    kept = [ln for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom)) for ln in lines[n.lineno - 1 : n.end_lineno]]
+    return "\n".join(kept) + "\n\n" if kept else ""

@@ -1,0 +1,134 @@
+"""The scoring seam: programs from model output, rewards that see the problem, registered rewards on checkpoints."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from codegym import rewards, scoring
+from codegym.execution import ExecResult, Executor
+from codegym.problems import Problem
+
+ADD = Problem(
+    "t/add",
+    'import math\n\ndef add(a, b):\n    """Return a + b."""\n',
+    "add",
+    ("assert add(1, 2) == 3", "assert add(-1, 1) == 0"),
+    test_setup="HELPER = 1",
+)
+BODY = "    return a + b\n"
+WHOLE = "def add(a, b):\n    return math.floor(a + b)\n"
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@pytest.fixture(scope="module")
+def executor():
+    with Executor(workers=2) as ex:
+        yield ex
+
+
+def test_program_rules():
+    assert scoring.program(ADD, BODY) == ADD.program(BODY)  # a plain completion of the code prompt
+    assert scoring.program(ADD, BODY, mode="body") == ADD.program(BODY)
+    chat = f"Here you go:\n\n```python\n{WHOLE}```\n\nIt adds the numbers."
+    assert scoring.program(ADD, chat) == "import math\n\n" + WHOLE + "\nHELPER = 1\n"  # the prompt's imports, then the answer
+    truncated = f"```py\n{WHOLE}"  # cut by the length limit: no closing fence
+    assert WHOLE in scoring.program(ADD, truncated)
+    two = "```\nprint('usage')\n```\nthen\n```python\n" + WHOLE + "```"
+    assert "print('usage')" not in scoring.program(ADD, two)  # the block that defines the entry point wins
+    assert scoring.program(ADD, ADD.prompt + BODY + "<|im_end|>") == ADD.program(BODY)  # query = prompt + response
+    assert scoring.clean("a<|eot_id|>b</s><eof>c<｜end▁of▁sentence｜>[/INST]", ["<my_end>"]) == "abc"
+    with pytest.raises(ValueError, match="unknown mode"):
+        scoring.program(ADD, BODY, mode="chat")
+
+
+def test_program_from_shipped_tokenizer_output():
+    from codegym.models import load_policy
+
+    tokenizer = load_policy().tokenizer
+    vocab = tokenizer.get_vocab()
+    # a plain completion as the policy's sampler sees it, decoded with its special tokens kept
+    ids = tokenizer(ADD.prompt + BODY)["input_ids"] + [vocab["<eof>"], tokenizer.eos_token_id]
+    decoded = tokenizer.decode(ids, skip_special_tokens=False)
+    assert decoded.startswith("<bos>") and decoded.endswith("<eof><eos>")
+    assert scoring.program(ADD, decoded) == ADD.program(BODY)
+    assert scoring.program(ADD, decoded, special_tokens=tokenizer.all_special_tokens) == ADD.program(BODY)
+    # a chat model's answer: the same tokenizer with a ChatML template and its special tokens
+    chat_tok = copy.deepcopy(tokenizer)
+    chat_tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    chat_tok.chat_template = CHATML
+    messages = [{"role": "user", "content": "Complete:\n```python\n" + ADD.prompt + "```"}]
+    prompt = chat_tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    answer = "Sure.\n```python\n" + WHOLE + "```"
+    query = chat_tok.apply_chat_template(messages + [{"role": "assistant", "content": answer}], tokenize=False)
+    query = chat_tok.decode(chat_tok(query, add_special_tokens=False)["input_ids"], skip_special_tokens=False)
+    assert query.startswith(prompt) and "<|im_end|>" in query
+    expected = "import math\n\n" + WHOLE + "\nHELPER = 1\n"
+    assert scoring.program(ADD, query[len(prompt) :]) == expected
+    assert scoring.program(ADD, query) == expected  # the whole transcript: the fenced block is found
+
+
+def test_score_rewards_see_the_problem(executor):
+    seen = []
+
+    def length_penalty(problem, completion, result):
+        seen.append((problem.task_id, completion, result.outcome))
+        return {"score": result.pass_ratio - 0.01 * len(completion.splitlines()), "lines": len(completion.splitlines())}
+
+    scores = scoring.score([ADD, ADD, ADD], [BODY, "    return a - b\n", "    return (\n"], reward=length_penalty, executor=executor)
+    assert [s.result.outcome for s in scores] == ["passed", "failed", "syntax_error"]
+    assert scores[0].reward == pytest.approx(0.99) and scores[0].info == {"lines": 1.0}
+    assert seen[0] == ("t/add", BODY, "passed")
+    legacy = scoring.score([ADD], [BODY], reward=lambda result: 7.0 if result.passed else 0.0, executor=executor)
+    assert legacy[0].reward == 7.0 and legacy[0].info == {}
+    future = scoring.submit([ADD], [WHOLE], reward="binary", executor=executor)
+    assert future.result()[0].reward == 1.0
+    with pytest.raises(ValueError, match="must hold 'score'"):
+        scoring.score([ADD], [BODY], reward=lambda p, c, r: {"value": 1.0}, executor=executor)
+    with pytest.raises(ValueError, match="one problem per completion"):
+        scoring.score([ADD], [BODY, BODY], executor=executor)
+
+
+def test_register_and_wrap():
+    result = ExecResult("failed", (True, False))
+    assert rewards.get_reward("paper")(ADD, BODY, result) == 0.5
+    fn = lambda p, c, r: 1.0  # noqa: E731
+    with pytest.raises(ValueError, match="register it first"):
+        rewards.name_of(fn)
+    rewards.register("test_scoring_const", fn)
+    assert rewards.name_of(fn) == "test_scoring_const" and "test_scoring_const" in rewards.registered()
+    rewards.register("test_scoring_const", fn)  # the same function again is fine
+    with pytest.raises(ValueError, match="already registered"):
+        rewards.register("test_scoring_const", lambda r: 0.0)
+    with pytest.raises(TypeError, match="takes \\(problem, completion, result\\) or \\(result\\)"):
+        rewards.register("two_args", lambda a, b: 0.0)
+    with pytest.raises(ValueError, match="unknown reward 'nope'"):
+        rewards.get_reward("nope")
+
+
+def test_dict_reward_reaches_training_log_and_unnamed_reward_cannot_be_saved(tmp_path):
+    from codegym import agents
+
+    def shaped(problem, completion, result):
+        return {"score": float(result.passed), "body_chars": float(len(completion))}
+
+    agent = agents.make("actor_critic", preset="tiny", critic="none", reward=shaped, batch_problems=1, samples_per_problem=2, max_new_tokens=8)
+    with Executor(workers=1) as ex:
+        history = agent.fit("simple", steps=1, executor=ex)
+    assert "body_chars" in history[0] and history[0]["body_chars"] >= 0
+    with pytest.raises(ValueError, match="register it first"):
+        agent.save(tmp_path / "unnamed")
+    assert not (tmp_path / "unnamed").exists()
+    rewards.register("test_scoring_shaped", shaped)
+    agent.save(tmp_path / "named")
+    loaded = agents.load(tmp_path / "named")
+    assert loaded.config.reward == "test_scoring_shaped"
+    meta = (tmp_path / "named" / "agent.json").read_text()
+    (tmp_path / "named" / "agent.json").write_text(meta.replace("test_scoring_shaped", "never_registered"))
+    with pytest.raises(ValueError, match="not registered in this process"):
+        agents.load(tmp_path / "named")
+    assert agents.load(tmp_path / "named", reward="binary").config.reward == "binary"
