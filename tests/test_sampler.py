@@ -83,10 +83,10 @@ def test_prompts_longer_than_the_context_keep_their_last_tokens(policy):
 
 def test_greedy_equals_transformers_greedy(policy, mbpp):
     prompts = mbpp[:12] + [SHORT, MEDIUM, "def f(x):\n", "def square(x):\n    return"]
-    ours = policy.sample(prompts, n=1, max_new_tokens=32, temperature=0.0)
+    ours = policy.sample(prompts, n=1, max_new_tokens=24, temperature=0.0)
     enc = policy.tokenizer([p.rstrip() for p in prompts], return_tensors="pt", padding=True)
     with torch.no_grad():
-        theirs = policy.model.generate(**enc, max_new_tokens=32, do_sample=False, eos_token_id=policy.stop_ids,
+        theirs = policy.model.generate(**enc, max_new_tokens=24, do_sample=False, eos_token_id=policy.stop_ids,
                                        pad_token_id=policy.tokenizer.pad_token_id)
     for prompt, [sample], row in zip(prompts, ours, theirs[:, enc["input_ids"].shape[1] :].tolist()):
         assert sample.token_ids == row[: len(sample.token_ids)], prompt  # equal until our end-of-function stop
@@ -141,3 +141,28 @@ def test_fallback_to_transformers_generate_gives_the_same_samples(policy, mbpp, 
         for sample in row:
             assert isinstance(sample, Sample)
             assert_consistent(policy, prompt, sample, 0.7)
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+def test_other_cache_models_use_the_loop_and_match_transformers(policy, family):
+    """Tiny random Llama and Qwen2 models (grouped-query attention, rotary positions) on the shipped tokenizer."""
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    config_class, model_class = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}[family]
+    torch.manual_seed(0)
+    config = config_class(vocab_size=len(policy.tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=96, bos_token_id=1,
+                          eos_token_id=2, pad_token_id=0)
+    model = model_class(config).eval()
+    assert sampler_module.supports_fast_sampling(model)
+    other = Policy(model, policy.tokenizer, torch.device("cpu"))
+    prompts = [SHORT, MEDIUM, "def f(x):\n"]
+    greedy = other.sample(prompts, n=1, max_new_tokens=12, temperature=0.0)
+    enc = policy.tokenizer([p.rstrip() for p in prompts], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        theirs = model.generate(**enc, max_new_tokens=12, do_sample=False, eos_token_id=other.stop_ids, pad_token_id=0)
+    for [sample], row in zip(greedy, theirs[:, enc["input_ids"].shape[1] :].tolist()):
+        assert sample.token_ids == row[: len(sample.token_ids)]
+    for prompt, row in zip(prompts, other.sample(prompts, n=2, max_new_tokens=12, temperature=0.7, seed=0)):
+        for sample in row:
+            assert_consistent(other, prompt, sample, 0.7)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, StaticCache, StoppingCriteria
 
-__all__ = ["StopRule", "sample_rows", "supports_fast_sampling"]
+__all__ = ["EndOfFunction", "StopRule", "sample_rows", "supports_fast_sampling"]
 
 # Compact finished rows out of the batch once they are this share of it.
 _COMPACT_SHARE = 0.25
@@ -103,8 +103,16 @@ def _pick(logits: torch.Tensor, temperature: float, top_p: float) -> tuple[torch
     logprobs = (logits / temperature).log_softmax(-1)
     if top_p < 1.0:
         logprobs = _nucleus(logprobs, top_p)
-    tokens = torch.multinomial(logprobs.exp(), 1).squeeze(1)
-    return tokens, logprobs.gather(1, tokens[:, None]).squeeze(1)
+    return (tokens := _draw(logprobs.exp())), logprobs.gather(1, tokens[:, None]).squeeze(1)
+
+
+def _draw(probs: torch.Tensor) -> torch.Tensor:
+    """One token per row of ``probs`` by inverting its cumulative sum at a uniform draw: one random number
+    per row (``torch.multinomial`` costs more than the model's forward pass here). Tokens of probability
+    0 are never drawn: their cumulative sum is flat and the search goes past it."""
+    cumulative = probs.cumsum(-1)
+    point = torch.rand(probs.shape[0], 1, device=probs.device, dtype=cumulative.dtype) * cumulative[:, -1:]
+    return torch.searchsorted(cumulative, point, right=True).squeeze(1).clamp_(max=probs.shape[1] - 1)
 
 
 def _nucleus(logprobs: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -116,11 +124,9 @@ def _nucleus(logprobs: torch.Tensor, top_p: float) -> torch.Tensor:
     return logprobs.masked_fill(drop, float("-inf")).log_softmax(-1)
 
 
-def _forward(model: PreTrainedModel, cache_arg: str, cache: StaticCache, input_ids: torch.Tensor, mask: torch.Tensor,
-             positions: torch.Tensor) -> torch.Tensor:
-    """Float32 logits of the last position."""
-    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                logits_to_keep=1, **{cache_arg: cache})
+def _forward(model: PreTrainedModel, options: dict, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Float32 logits of the last position; ``options`` holds the cache (and ``logits_to_keep`` where accepted)."""
+    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, **options)
     return out.logits[:, -1].float()
 
 
@@ -128,13 +134,16 @@ def _forward(model: PreTrainedModel, cache_arg: str, cache: StaticCache, input_i
 def _sample_loop(model, input_ids, attention_mask, counts, at_line_start, rule, max_new_tokens, temperature, top_p, pad_id):
     device = input_ids.device
     prompts, length = input_ids.shape
-    cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    parameters = inspect.signature(model.forward).parameters
     cache = StaticCache(config=model.config, max_cache_len=length + max_new_tokens)
+    options: dict = {"cache" if "cache" in parameters else "past_key_values": cache}
+    if "logits_to_keep" in parameters:
+        options["logits_to_keep"] = 1  # the prefill needs the last position's logits only
     # The 2-D mask spans the whole cache: generated positions are ones from the start, and causality
     # hides the ones not written yet, so the mask only changes when rows are compacted.
     mask = torch.cat([attention_mask, attention_mask.new_ones(prompts, max_new_tokens)], dim=1)
     positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
-    logits = _forward(model, cache_arg, cache, input_ids, mask, positions)
+    logits = _forward(model, options, input_ids, mask, positions)
 
     # Share each prompt's cache across its rows.
     expand = torch.repeat_interleave(torch.arange(prompts, device=device), torch.tensor(counts, device=device))
@@ -170,12 +179,15 @@ def _sample_loop(model, input_ids, attention_mask, counts, at_line_start, rule, 
             tokens, mask, position, at_line, rows = tokens[keep], mask[keep], position[keep], at_line[keep], rows[keep]
             alive, spare = alive[keep], spare[keep]
         position = position + 1
-        logits = _forward(model, cache_arg, cache, tokens[:, None], mask, position)
+        logits = _forward(model, options, tokens[:, None], mask, position)
     return out_ids[:total], out_lp[:total], lengths[:total]
 
 
-class _Stops(StoppingCriteria):
-    """`StopRule` for ``transformers.generate``; records at which step each row ended."""
+class EndOfFunction(StoppingCriteria):
+    """`StopRule` as a ``transformers.generate`` stopping criterion; records at which step each row ended.
+
+    ``at_line_start``: per row of the generate call, whether its prompt ends a line.
+    """
 
     def __init__(self, rule: StopRule, at_line_start: torch.Tensor, max_new_tokens: int) -> None:
         self.rule = rule
@@ -195,7 +207,7 @@ class _Stops(StoppingCriteria):
 @torch.no_grad()
 def _sample_generate(model, input_ids, attention_mask, counts, at_line_start, rule, max_new_tokens, temperature, top_p, pad_id):
     expand = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts)).to(input_ids.device)
-    stops = _Stops(rule, at_line_start.to(input_ids.device)[expand], max_new_tokens)
+    stops = EndOfFunction(rule, at_line_start.to(input_ids.device)[expand], max_new_tokens)
     sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} if temperature > 0 else {"do_sample": False}
     out = model.generate(
         input_ids=input_ids[expand], attention_mask=attention_mask[expand], max_new_tokens=max_new_tokens,

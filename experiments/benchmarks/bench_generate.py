@@ -1,13 +1,18 @@
-"""Benchmark `Policy.generate` against plain ``model.generate`` with the same settings, in the same run.
+"""Benchmark `Policy.sample` against ``transformers.generate``: completed samples/s, in the same run.
 
-Both sample the same left-padded batches (same temperature, top-p, token budget, stop tokens); the
-policy adds its end-of-function stopping rule and post-processing. Tokens/s counts generated tokens:
-for the policy, the tokens of the returned completions; for plain ``generate``, the tokens before the
-first stop token. The last line is one JSON object with ``policy_tokens_per_s``,
-``hf_generate_tokens_per_s``, ``ratio`` (policy / plain, at the largest batch) and ``parse_rate`` (share
-of policy samples whose prompt + completion parses).
+Both sides complete the same MBPP prompts (without trailing whitespace, left-padded, left-truncated)
+with the shipped policy, at the same temperature, top-p 1.0 and token budget, and both stop a row at
+the end of its function (`codegym.models.sampler.EndOfFunction` for ``generate``, which also stops at
+``<eof>``/eos). Two settings (issue 15):
 
-    python experiments/benchmarks/bench_generate.py --quick
+- 8 prompts × n = 8 samples (``num_return_sequences=8`` for ``transformers``): RL and pass@k;
+- 16 prompts × n = 1.
+
+``Policy.sample`` also returns each sample's text, ids and behaviour log-probs; ``generate``'s side
+decodes its texts. A completed sample is one returned completion. The last line is one JSON object
+with ``ratio_n8``, ``ratio_n1`` (sample / generate) and the samples/s of both sides.
+
+    python experiments/benchmarks/bench_generate.py
 """
 
 from __future__ import annotations
@@ -20,74 +25,69 @@ import torch
 
 from codegym import problems
 from codegym.models import load_policy
-from codegym.models.evaluate import parse_rate
+from codegym.models.sampler import EndOfFunction
 
 
-def _hf_generate(policy, prompts: list[str], max_new_tokens: int, temperature: float, top_p: float) -> int:
-    """Plain ``model.generate`` on the same batch; returns the number of tokens generated before a stop token."""
+def _hf_generate(policy, prompts: list[str], n: int, max_new_tokens: int, temperature: float) -> list[str]:
+    """``transformers.generate`` with ``num_return_sequences=n`` and the same end-of-function stopping."""
     tokenizer = policy.tokenizer
-    prompts = [p.rstrip() for p in prompts]  # as Policy.generate does: the model writes the trailing newline
-    enc = tokenizer(prompts, return_tensors="pt", padding=True, truncation=True,
+    heads = [p.rstrip() for p in prompts]
+    enc = tokenizer(heads, return_tensors="pt", padding=True, truncation=True,
                     max_length=policy.context - max_new_tokens).to(policy.device)
-    out = policy.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature,
-                                top_p=top_p, top_k=0, eos_token_id=policy.stop_ids, pad_token_id=tokenizer.pad_token_id,
-                                use_cache=True)
-    tokens = 0
-    for row in out[:, enc["input_ids"].shape[1]:].tolist():
-        tokens += next((i for i, t in enumerate(row) if t in policy.stop_ids), len(row))
-    return tokens
+    policy.sample([], n=1)  # builds the policy's stop rule once
+    at_line_start = torch.tensor([h.endswith("\n") for h in heads for _ in range(n)])
+    out = policy.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature, top_p=1.0,
+                                top_k=0, num_return_sequences=n, eos_token_id=policy.stop_ids,
+                                pad_token_id=tokenizer.pad_token_id, use_cache=True,
+                                stopping_criteria=[EndOfFunction(policy._rule, at_line_start, max_new_tokens)])
+    return tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="default", help="load_policy name or path (default: the shipped model)")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16], help="prompts per call")
-    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--temperature", type=float, default=0.8)
-    parser.add_argument("--top-p", type=float, default=0.95)
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls per batch size and method")
-    parser.add_argument("--quick", action="store_true", help="short run: 1 repeat, 48 new tokens")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per setting and side, on different prompts")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if args.quick:
-        args.repeats, args.max_new_tokens = 1, 48
 
     policy = load_policy(args.model)
-    prompts = [p.prompt for p in problems.load("humaneval")]
+    prompts = [p.prompt for p in problems.load("mbpp")]
     print(f"model {args.model} on {policy.device}, {torch.get_num_threads()} threads, "
           f"{sum(p.numel() for p in policy.model.parameters()) / 1e6:.1f}M parameters")
-    policy.generate(prompts[:2], max_new_tokens=8, seed=args.seed)  # warm-up
+    with torch.no_grad():  # warm-up of both sides
+        policy.sample(prompts[:2], n=2, max_new_tokens=8, seed=args.seed)
+        _hf_generate(policy, prompts[:2], 2, 8, args.temperature)
 
-    rows: dict[int, dict[str, float]] = {}
-    all_prompts: list[str] = []
-    all_samples: list[list[str]] = []
-    for batch in args.batch_sizes:
-        timing = {"policy_s": 0.0, "policy_tokens": 0, "hf_s": 0.0, "hf_tokens": 0}
+    result: dict[str, float] = {}
+    offset = 0
+    for name, n_prompts, n in (("n8", 8, 8), ("n1", 16, 1)):
+        timing = {"sample_s": 0.0, "hf_s": 0.0, "samples": 0, "ended_early": 0}
         for repeat in range(args.repeats):
-            chunk = [prompts[(repeat * batch + i) % len(prompts)] for i in range(batch)]
-            torch.manual_seed(args.seed + repeat)
+            chunk = prompts[offset : offset + n_prompts]
+            offset += n_prompts
             start = time.perf_counter()
-            samples = policy.generate(chunk, n=1, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                                      top_p=args.top_p, seed=args.seed + repeat)
-            timing["policy_s"] += time.perf_counter() - start
-            timing["policy_tokens"] += sum(len(policy.tokenizer(s[0], add_special_tokens=False)["input_ids"]) for s in samples)
-            all_prompts += chunk
-            all_samples += samples
+            samples = policy.sample(chunk, n=n, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                                    seed=args.seed + repeat)
+            timing["sample_s"] += time.perf_counter() - start
+            timing["samples"] += sum(len(row) for row in samples)
+            timing["ended_early"] += sum(len(s.token_ids) < args.max_new_tokens for row in samples for s in row)
             torch.manual_seed(args.seed + repeat)
             start = time.perf_counter()
             with torch.no_grad():
-                timing["hf_tokens"] += _hf_generate(policy, chunk, args.max_new_tokens, args.temperature, args.top_p)
+                texts = _hf_generate(policy, chunk, n, args.max_new_tokens, args.temperature)
             timing["hf_s"] += time.perf_counter() - start
-        policy_rate = timing["policy_tokens"] / timing["policy_s"]
-        hf_rate = timing["hf_tokens"] / timing["hf_s"]
-        rows[batch] = {"policy_tokens_per_s": policy_rate, "hf_generate_tokens_per_s": hf_rate, "ratio": policy_rate / hf_rate}
-        print(f"batch {batch:3d}: Policy.generate {policy_rate:8.1f} tok/s, model.generate {hf_rate:8.1f} tok/s, "
-              f"ratio {policy_rate / hf_rate:.2f}")
-
-    largest = rows[max(rows)]
-    print(json.dumps({**largest, "parse_rate": parse_rate(all_prompts, all_samples), "batch_size": max(rows),
-                      "max_new_tokens": args.max_new_tokens, "device": str(policy.device),
-                      "by_batch": {str(b): r for b, r in rows.items()}}))
+            assert len(texts) == n_prompts * n
+        sample_rate = timing["samples"] / timing["sample_s"]
+        hf_rate = timing["samples"] / timing["hf_s"]
+        result |= {f"sample_samples_per_s_{name}": round(sample_rate, 2), f"hf_generate_samples_per_s_{name}": round(hf_rate, 2),
+                   f"ratio_{name}": round(sample_rate / hf_rate, 3),
+                   f"ended_early_share_{name}": round(timing["ended_early"] / timing["samples"], 3)}
+        print(f"{n_prompts} prompts x n={n}: Policy.sample {sample_rate:7.2f} samples/s, transformers.generate "
+              f"{hf_rate:7.2f} samples/s, ratio {sample_rate / hf_rate:.2f}")
+    print(json.dumps({**result, "max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
+                      "repeats": args.repeats, "threads": torch.get_num_threads(), "device": str(policy.device)}))
 
 
 if __name__ == "__main__":
