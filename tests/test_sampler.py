@@ -19,7 +19,7 @@ MEDIUM = 'def is_even(n):\n    """Return True when n is even.\n    >>> is_even(4
 
 @pytest.fixture(scope="module")
 def policy() -> Policy:
-    return load_policy("default")
+    return load_policy("default", device="cpu")  # the tolerances below are for CPU float32
 
 
 @pytest.fixture(scope="module")
