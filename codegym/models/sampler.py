@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedModel, StaticCache, StoppingCriteria
+from transformers.cache_utils import StaticLayer
 
 __all__ = ["EndOfFunction", "StopRule", "sample_rows", "supports_fast_sampling"]
 
@@ -63,14 +64,21 @@ class StopRule:
 
 def supports_fast_sampling(model: PreTrainedModel) -> bool:
     """Whether codegym's loop can drive ``model``: a decoder-only ``transformers`` model that works with a
-    pre-allocated `StaticCache` (``_can_compile_fullgraph``, which the library sets for such models)."""
+    pre-allocated `StaticCache` (``_can_compile_fullgraph``, which the library sets for such models) of
+    full-attention layers only (sliding-window and recurrent layers take the ``generate`` path)."""
     config = model.config
-    if config.is_encoder_decoder or not getattr(model, "_can_compile_fullgraph", False):
+    if config.is_encoder_decoder or getattr(config, "add_cross_attention", False) or getattr(model, "_is_stateful", False):
         return False
-    if getattr(model, "_is_stateful", False):
+    if not getattr(model, "_can_compile_fullgraph", False):
         return False
     parameters = inspect.signature(model.forward).parameters
-    return ("cache" in parameters or "past_key_values" in parameters) and "position_ids" in parameters
+    if not ("cache" in parameters or "past_key_values" in parameters) or "position_ids" not in parameters:
+        return False
+    try:
+        layers = StaticCache(config=config, max_cache_len=1).layers
+    except (ValueError, KeyError, TypeError):
+        return False
+    return all(type(layer) is StaticLayer for layer in layers)
 
 
 def sample_rows(
