@@ -138,7 +138,7 @@ def _forward(model: PreTrainedModel, options: dict, input_ids: torch.Tensor, mas
     return out.logits[:, -1].float()
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def _sample_loop(model, input_ids, attention_mask, counts, at_line_start, rule, max_new_tokens, temperature, top_p, pad_id):
     device = input_ids.device
     prompts, length = input_ids.shape
@@ -212,7 +212,7 @@ class EndOfFunction(StoppingCriteria):
         return stop
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def _sample_generate(model, input_ids, attention_mask, counts, at_line_start, rule, max_new_tokens, temperature, top_p, pad_id):
     expand = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts)).to(input_ids.device)
     stops = EndOfFunction(rule, at_line_start.to(input_ids.device)[expand], max_new_tokens)
