@@ -7,7 +7,10 @@
   BSD, Apache, ISC...), at most ``--per-package`` functions each, provenance in each problem's
   metadata. What gets mined depends on what is installed, so rebuilds elsewhere may differ.
 
-Both are decontaminated against HumanEval and MBPP and split train/validation/test by hash. Work in
+Both are decontaminated against HumanEval and MBPP. ``stdlib`` is split train/validation/test by a
+hash of the task id; ``basic`` by template family (`family_splits`): a task's variants (``count_even``,
+``count_odd``, ...) are all in one split, so the test split holds tasks no training problem is a
+variant of. Work in
 progress is kept in ``--work`` (default ``/tmp/codegym-build``): an interrupted build resumes.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import os
 import shutil
 import sysconfig
@@ -26,17 +30,41 @@ from pathlib import Path
 
 from codegym.data_gen.mine import PERMISSIVE_LICENSES, MinedFunction, MineOptions, Skipped, mine_source
 from codegym.data_gen.pipeline import Options, collect, run
-from codegym.data_gen.templates import functions
+from codegym.data_gen.templates import Template, functions
 
 DATA = Path(__file__).resolve().parent.parent / "codegym" / "data"
 
 
-def template_functions() -> Iterator[MinedFunction | Skipped]:
-    """The template instances as mined functions."""
-    for name, source in functions():
+def family_splits(templates: list[Template], splits: tuple[tuple[str, float], ...], seed: int = 0) -> dict[str, str]:
+    """A split for every template family, so that all variants of a task land in the same split.
+
+    Families differ a lot in size (one condition family has 178 instances, many have one), so a plain
+    hash per family leaves the small splits anywhere between 2% and 20% of the problems. Instead the
+    families, in an order fixed by a hash of ``seed`` and the family, fill the splits from the last
+    (test) to the first (train), each up to its share of the instances.
+    """
+    sizes = Counter(t.family for t in templates)
+    order = sorted(sizes, key=lambda f: hashlib.sha256(f"{seed}:{f}".encode()).hexdigest())
+    total = sum(sizes.values())
+    targets = [(name, share * total) for name, share in reversed(splits)]
+    filled = Counter[str]()
+    chosen: dict[str, str] = {}
+    for family in order:
+        name = next((n for n, target in targets[:-1] if filled[n] < target), targets[-1][0])
+        chosen[family] = name
+        filled[name] += sizes[family]
+    return chosen
+
+
+def template_functions(splits: tuple[tuple[str, float], ...], seed: int) -> Iterator[MinedFunction | Skipped]:
+    """The template instances as mined functions, each in its family's split."""
+    templates = list(functions())
+    split = family_splits(templates, splits, seed)
+    for name, source, family in templates:
         origin = {"file": f"templates/{name}.py", "package": "codegym.data_gen.templates", "license": "Apache-2.0",
-                  "source": "codegym-templates"}  # fmt: skip
-        yield from mine_source(source, origin, key_prefix=f"template:{name}")
+                  "source": "codegym-templates", "family": family}  # fmt: skip
+        for item in mine_source(source, origin, key_prefix=f"template:{name}"):
+            yield replace(item, split=split[family]) if isinstance(item, MinedFunction) else item
 
 
 def stdlib_sources() -> list[str]:
@@ -78,7 +106,7 @@ def build(name: str, work: Path, workers: int | None, max_functions: int | None,
     options = Options(max_functions=max_functions)
     options = replace(options, emit=replace(options.emit, task_prefix=name, seed=seed))
     if name == "basic":
-        summary = run([], out, options, workers=workers, functions=template_functions())
+        summary = run([], out, options, workers=workers, functions=template_functions(options.emit.splits, seed))
     else:
         options = replace(options, mine=MineOptions(licenses=PERMISSIVE_LICENSES))
         summary = run([], out, options, workers=workers, functions=stdlib_functions(options, per_package))
