@@ -43,6 +43,10 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from codegym import scoring
 from codegym.execution import Executor
 from codegym.integrations.openrlhf import resolve_label, responses
@@ -157,6 +161,35 @@ class _Batcher:
                     j.loop.call_soon_threadsafe(_settle, j.future, part, None)
 
 
+class RewardRequest(BaseModel):
+    """POST /reward: OpenRLHF's remote reward request (``prompts`` optional: then a query is all response)."""
+
+    model_config = ConfigDict(extra="ignore")
+    query: list[str]
+    prompts: list[str] | None = None
+    labels: list[Any]
+
+
+class InlineProblem(BaseModel):
+    """A problem sent with the request: its code prompt (may be empty), entry point, tests and setup."""
+
+    model_config = ConfigDict(extra="forbid")
+    prompt: str = ""
+    entry_point: str
+    tests: list[str]
+    test_setup: str = ""
+
+
+class ScoreRequest(BaseModel):
+    """POST /score: completions of one problem, named by ``task_id`` or given inline."""
+
+    model_config = ConfigDict(extra="forbid")
+    completions: list[str]
+    task_id: str | None = None
+    problem: InlineProblem | None = None
+    mode: str = "auto"
+
+
 def _settle(future: asyncio.Future[Any], value: Any, exc: BaseException | None) -> None:
     if future.done():
         return
@@ -166,37 +199,13 @@ def _settle(future: asyncio.Future[Any], value: Any, exc: BaseException | None) 
         future.set_result(value)
 
 
-def create_app(problems: Mapping[str, Problem], executor: Executor, config: ServeConfig | None = None, *, close_executor: bool = True) -> Any:
+def create_app(problems: Mapping[str, Problem], executor: Executor, config: ServeConfig | None = None, *, close_executor: bool = True) -> FastAPI:
     """The FastAPI application; ``problems`` by task id; ``executor`` is closed at shutdown when ``close_executor``."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
-    from pydantic import BaseModel, ConfigDict, ValidationError
-
     cfg = config or ServeConfig()
     if cfg.max_queue < 1 or cfg.max_batch < 1 or cfg.max_programs < 1 or cfg.deadline_s <= 0 or cfg.timeout <= 0:
         raise ValueError(f"server limits must be positive: {cfg!r}")
     get_reward(cfg.reward)  # an unknown name fails at start, not on the first request
     state: dict[str, Any] = {"admitted": 0}
-
-    class RewardRequest(BaseModel):
-        model_config = ConfigDict(extra="ignore")
-        query: list[str]
-        prompts: list[str] | None = None
-        labels: list[Any]
-
-    class InlineProblem(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        prompt: str = ""
-        entry_point: str
-        tests: list[str]
-        test_setup: str = ""
-
-    class ScoreRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        completions: list[str]
-        task_id: str | None = None
-        problem: InlineProblem | None = None
-        mode: str = "auto"
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
