@@ -33,6 +33,7 @@ inside a string literal can never change what runs).
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import warnings
 from collections.abc import Iterable, Sequence
@@ -180,6 +181,7 @@ def _defines(code: str, name: str) -> bool:
     return tree is not None and any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.name == name for n in tree.body)
 
 
+@functools.lru_cache(maxsize=4096)
 def _imports(prompt: str) -> str:
     """The prompt's top-level import lines (a whole program from a chat answer may have left them out)."""
     tree = _parse(prompt)
