@@ -15,10 +15,14 @@ included, e.g. a trailing ``<|im_end|>``; `codegym.scoring.program` removes them
 self-contained: each row's ``reward_model.ground_truth`` is a JSON string with the problem's code
 prompt, entry point, tests and setup, so the trainer needs no codegym problem files.
 
-verl itself is not a codegym dependency: it pins its own torch, vLLM and Ray versions and targets
-GPU machines, so its wheel is not installed here (or in codegym's CI); the tests call
-``compute_score`` with exactly the keyword arguments of verl's ``NaiveRewardManager`` and read the
-parquet back with pandas.
+verl itself is not a codegym dependency, nor in the dev extra: verl 0.9.1 does install on CPU from
+PyPI with codegym's torch pin, but it requires ``transformers<5.11`` (pip would downgrade the
+project's transformers for everything else) and brings wandb, ``ray[default]``, tensorboard, peft and
+hydra. CI therefore calls ``compute_score`` with exactly the keyword arguments of verl's
+``NaiveRewardManager``. Checked once by hand (2026-12-01): verl 0.9.1's ``NaiveRewardManager``, given
+a ``DataProto`` of two responses tokenized by the shipped tokenizer and this ``compute_score``,
+returned the rewards 1.0 (a fenced reference) and −0.6 (a body that raises) with ``score``,
+``passed`` and ``pass_ratio`` in its ``reward_extra_info``.
 """
 
 from __future__ import annotations
