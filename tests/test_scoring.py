@@ -42,6 +42,8 @@ def test_program_rules():
     assert "print('usage')" not in scoring.program(ADD, two)  # the block that defines the entry point wins
     assert scoring.program(ADD, ADD.prompt + BODY + "<|im_end|>") == ADD.program(BODY)  # query = prompt + response
     assert scoring.clean("a<|eot_id|>b</s><eof>c<｜end▁of▁sentence｜>[/INST]", ["<my_end>"]) == "abc"
+    helper = Problem("t/h", "import os\n\nK = 2\n\ndef helper(x):\n    return x * K\n\ndef g(x):\n    \"\"\"Twice x.\"\"\"\n", "g", ("assert g(2) == 4",))
+    assert scoring.program(helper, "```python\ndef g(x):\n    return helper(x)\n```")== "import os\nK = 2\ndef helper(x):\n    return x * K\n\ndef g(x):\n    return helper(x)\n"
     with pytest.raises(ValueError, match="unknown mode"):
         scoring.program(ADD, BODY, mode="chat")
 
