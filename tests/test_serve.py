@@ -46,17 +46,21 @@ def serving(config: ServeConfig, workers: int = 2):
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
+    workers: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 60
         while not server.started:
             assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
             time.sleep(0.05)
+        workers = [psutil.Process(pid) for pid in executor.backend.worker_pids()]
         yield f"http://127.0.0.1:{sock.getsockname()[1]}", executor
     finally:
         server.should_exit = True
         thread.join(30)
         sock.close()
-    assert not thread.is_alive()
+    assert not thread.is_alive() and workers
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive  # the shutdown closed the executor: no sandbox worker is left
 
 
 def reward_body(task_ids, completions, prompt="<|im_start|>assistant\n"):
@@ -161,8 +165,8 @@ def test_cli_server_binds_localhost_and_leaves_no_worker_after_shutdown(tmp_path
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "CODEGYM_SERVE_TOKEN": "tok"}
-    cli = [sys.executable, "-c", "from codegym.cli import main; main()"]
-    proc = subprocess.Popen([*cli, "serve", "--problems", str(source), "--port", str(port), "--workers", "2"], env=env, cwd=tmp_path)
+    cli = [sys.executable, "-c", "import typer; from codegym.integrations.commands import serve; typer.run(serve)"]  # `codegym serve`, without the other commands' imports
+    proc = subprocess.Popen([*cli, "--problems", str(source), "--port", str(port), "--workers", "2"], env=env, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 120
         while True:
