@@ -68,12 +68,15 @@ def _episode_stats():
             super().__init__()
             self.rewards: list[float] = []
             self.passed: list[bool] = []
+            self.extra: dict[str, list[float]] = {}  # a dict reward's extra metrics
 
         def _on_step(self) -> bool:
             for info, reward in zip(self.locals["infos"], self.locals["rewards"]):
                 if "outcome" in info:
                     self.rewards.append(float(reward))
                     self.passed.append(info["outcome"] == "passed")
+                    for key, value in info.get("reward_info", {}).items():
+                        self.extra.setdefault(key, []).append(value)
             return True
 
     return EpisodeStats()
@@ -144,6 +147,7 @@ class PPOSB3(Agent):
                 "reward": float(np.mean(stats.rewards)) if episodes else float("nan"),
                 "pass_rate": float(np.mean(stats.passed)) if episodes else float("nan"),
                 "episodes": episodes,
+                **{k: float(np.mean(v)) for k, v in stats.extra.items()},
             }
 
     def generate(self, prompts: Sequence[str], n: int = 1, temperature: float | None = None, seed: int | None = None) -> list[list[str]]:

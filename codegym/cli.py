@@ -29,6 +29,10 @@ app.command("evaluate")(evaluate)
 from codegym.experiments.compare import compare  # noqa: E402
 
 app.command("compare")(compare)
+from codegym.integrations.commands import export, serve  # noqa: E402
+
+app.command("export")(export)
+app.command("serve")(serve)
 
 
 def main() -> None:

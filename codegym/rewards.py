@@ -2,7 +2,7 @@
 
 A reward is ``fn(problem, completion, result) -> float | dict``: it sees the `Problem`, the text the
 model wrote and the `ExecResult`, so it can add length or format penalties on top of the verdict. A
-dict holds at least ``"score"`` (the reward); its other keys are extra metrics, which
+dict holds at least ``"score"`` (the reward); its other keys are extra metrics (numbers), which
 `codegym.scoring.Score.info` carries and agents log next to the reward. The presets below, and
 every older ``fn(result) -> float`` reward, are wrapped: a callable with exactly one required
 positional parameter is taken as an ``ExecResult -> float`` reward.

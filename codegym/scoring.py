@@ -20,8 +20,9 @@ Frameworks hand over model output in different shapes; the rules, applied in ord
    else the last block (answers come after questions, and corrections after first tries). A block cut
    off by the length limit (no closing fence) runs to the end.
 3. **Whole program or body**: code that parses on its own and defines the entry point at top level
-   is a whole program; it runs after the prompt's top-level imports (chat answers often omit them).
-   Anything else is a function body: ``prompt + code`` (the plain completion of a code prompt).
+   is a whole program; it runs after the prompt's other top-level code (imports, helper functions
+   and constants, which chat answers often leave out; the answer's own definitions come later and
+   win). Anything else is a function body: ``prompt + code`` (the plain completion of a code prompt).
 
 Then the problem's test setup follows, as in `codegym.problems.Problem.program`.
 
@@ -33,6 +34,7 @@ inside a string literal can never change what runs).
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import warnings
 from collections.abc import Iterable, Sequence
@@ -98,7 +100,7 @@ def program(problem: Problem, completion: str, *, mode: str = "auto", special_to
             next((code for lang, code in blocks if lang in ("python", "py", "python3")), blocks[0][1]),
         )
     if _defines(text, problem.entry_point):
-        return join_program(_imports(problem.prompt) + text, problem.test_setup)
+        return join_program(_context(problem.prompt, problem.entry_point) + text, problem.test_setup)
     return problem.program(text)
 
 
@@ -180,11 +182,18 @@ def _defines(code: str, name: str) -> bool:
     return tree is not None and any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.name == name for n in tree.body)
 
 
-def _imports(prompt: str) -> str:
-    """The prompt's top-level import lines (a whole program from a chat answer may have left them out)."""
+@functools.lru_cache(maxsize=4096)
+def _context(prompt: str, entry_point: str) -> str:
+    """The prompt's top-level code but the entry point's own (unfinished) definition: what a whole
+    program from a chat answer may rely on without repeating it."""
     tree = _parse(prompt)
     if tree is None:
         return ""
     lines = prompt.splitlines()
-    kept = [ln for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom)) for ln in lines[n.lineno - 1 : n.end_lineno]]
+    kept = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == entry_point:
+            continue
+        start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        kept += lines[start - 1 : node.end_lineno]
     return "\n".join(kept) + "\n\n" if kept else ""

@@ -98,7 +98,7 @@ class _ProblemEnv(gym.Env):
             "outcome": result.outcome,
             "test_passed": list(result.test_passed),
             "pass_ratio": result.pass_ratio,
-            **score.info,
+            "reward_info": score.info,
         }
         if self.render_mode == "human":
             print(self.render())
@@ -146,7 +146,7 @@ class CodeSynthesisEnv(_ProblemEnv):
     starts a new non-indented line (the function is over; that token is not part of the program).
     Truncates after ``max_new_tokens`` tokens; the program is run and rewarded then too.
     ``info`` at the end holds ``task_id``, ``program``, ``completion``, ``outcome``, ``test_passed``
-    and ``pass_ratio``, plus the extra metrics of a dict reward.
+    and ``pass_ratio``, and ``reward_info`` (a dict reward's extra metrics; empty for a float reward).
 
     ## Arguments
     problems: a data set name, a path or a list of `Problem` (default ``"mbpp"``); split: one split of

@@ -42,6 +42,8 @@ def test_program_rules():
     assert "print('usage')" not in scoring.program(ADD, two)  # the block that defines the entry point wins
     assert scoring.program(ADD, ADD.prompt + BODY + "<|im_end|>") == ADD.program(BODY)  # query = prompt + response
     assert scoring.clean("a<|eot_id|>b</s><eof>c<｜end▁of▁sentence｜>[/INST]", ["<my_end>"]) == "abc"
+    helper = Problem("t/h", "import os\n\nK = 2\n\ndef helper(x):\n    return x * K\n\ndef g(x):\n    \"\"\"Twice x.\"\"\"\n", "g", ("assert g(2) == 4",))
+    assert scoring.program(helper, "```python\ndef g(x):\n    return helper(x)\n```")== "import os\nK = 2\ndef helper(x):\n    return x * K\n\ndef g(x):\n    return helper(x)\n"
     with pytest.raises(ValueError, match="unknown mode"):
         scoring.program(ADD, BODY, mode="chat")
 
@@ -132,3 +134,21 @@ def test_dict_reward_reaches_training_log_and_unnamed_reward_cannot_be_saved(tmp
     with pytest.raises(ValueError, match="not registered in this process"):
         agents.load(tmp_path / "named")
     assert agents.load(tmp_path / "named", reward="binary").config.reward == "binary"
+
+
+def test_envs_score_through_the_seam_with_dict_rewards(executor):
+    import numpy as np
+
+    from codegym.envs import CodeSynthesisSeqEnv, CodeSynthesisVectorEnv
+
+    def shaped(problem, completion, result):
+        return {"score": result.pass_ratio, "chars": len(completion)}
+
+    env = CodeSynthesisSeqEnv(problems=[ADD], split=None, reward=shaped, executor=executor)
+    env.reset(seed=0)
+    _, reward, terminated, _, info = env.step(BODY)
+    assert terminated and reward == 1.0 and info["reward_info"] == {"chars": float(len(BODY))}
+    vec = CodeSynthesisVectorEnv(2, executor=executor, problems=[ADD], split=None, reward=shaped, max_new_tokens=1)
+    vec.reset(seed=0)
+    _, rewards, terminated, truncated, infos = vec.step(np.array([5, 6]))
+    assert (terminated | truncated).all() and "reward_info" in infos

@@ -1,0 +1,71 @@
+"""CLI commands for the integrations: ``export`` (data sets in other frameworks' formats)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from codegym import problems as problem_sources
+
+EXPORT_FORMATS = ("verl",)
+
+
+def export(
+    source: Annotated[str, typer.Argument(help="Data set name (mbpp, humaneval, basic, ...) or a problems file (generated ones too).")],
+    out: Annotated[Path, typer.Option(help="File to write, e.g. mbpp_train.parquet.")],
+    split: Annotated[Optional[str], typer.Option(help="Only this split (e.g. train).")] = None,
+    format: Annotated[str, typer.Option(help="Output format: verl (verl's RL parquet: data_source, prompt, ability, reward_model, extra_info).")] = "verl",
+    data_source: Annotated[str, typer.Option(help="The data_source column's value.")] = "codegym",
+) -> None:
+    """Write problems as another framework's training data; the tests travel inside each row."""
+    if format not in EXPORT_FORMATS:
+        raise typer.BadParameter(f"unknown format {format!r}; choose one of {', '.join(EXPORT_FORMATS)}", param_hint="--format")
+    try:
+        loaded = problem_sources.load(source, split=split)
+    except problem_sources.ProblemLoadError as exc:
+        raise typer.BadParameter(str(exc), param_hint="SOURCE") from None
+    if not loaded:
+        raise typer.BadParameter(f"no problems in {source!r} with split {split!r}", param_hint="--split")
+    from codegym.integrations.verl import write_parquet
+
+    path = write_parquet(loaded, out, data_source=data_source)
+    typer.echo(f"wrote {len(loaded)} problems to {path} ({format})")
+
+
+def serve(
+    problems: Annotated[Optional[list[str]], typer.Option("--problems", help="Problem sources whose task ids /reward labels and /score task_id may name (repeat the option for several).")] = None,
+    host: Annotated[str, typer.Option(help="Address to bind. 127.0.0.1 (default) is reachable only from this machine; see the README before binding another.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    backend: Annotated[str, typer.Option(help="Where programs run: local (a sandbox pool here) or ray (a Ray cluster).")] = "local",
+    workers: Annotated[Optional[int], typer.Option(help="Sandbox processes (default: one per CPU).")] = None,
+    token: Annotated[Optional[str], typer.Option(envvar="CODEGYM_SERVE_TOKEN", help="Bearer token every request must carry (or set CODEGYM_SERVE_TOKEN, which keeps it out of the process list).")] = None,
+    reward: Annotated[str, typer.Option(help="Registered reward name (paper, binary, pass_ratio, coderl, rltf, ...).")] = "paper",
+    timeout: Annotated[float, typer.Option(help="Seconds per program.")] = 5.0,
+    max_batch: Annotated[int, typer.Option(help="Most completions in one request (413 above).")] = 256,
+    max_queue: Annotated[int, typer.Option(help="Most requests admitted at once (429 above).")] = 64,
+    deadline: Annotated[float, typer.Option(help="Seconds a request may take before it is answered 504.")] = 120.0,
+) -> None:
+    """Serve rewards over HTTP: POST /reward (OpenRLHF's remote reward contract), POST /score, GET /health."""
+    try:
+        import uvicorn
+
+        from codegym.serve import ServeConfig, create_app
+    except ImportError as exc:
+        raise typer.BadParameter(f"{exc.name} is missing; install the server's dependencies: pip install 'codegym[serve]'") from None
+    from codegym.execution import Executor
+
+    try:
+        loaded = {p.task_id: p for source in problems or [] for p in problem_sources.load(source)}
+    except problem_sources.ProblemLoadError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--problems") from None
+    config = ServeConfig(reward=reward, timeout=timeout, max_batch=max_batch, max_queue=max_queue, deadline_s=deadline, token=token)
+    executor = Executor(workers, backend=backend)
+    try:
+        app = create_app(loaded, executor, config)
+    except ValueError as exc:
+        executor.close()
+        raise typer.BadParameter(str(exc)) from None
+    typer.echo(f"codegym serve: {len(loaded)} problems, reward {reward}, on http://{host}:{port} (token {'on' if token else 'off'})", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
