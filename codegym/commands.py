@@ -76,7 +76,7 @@ def eval_references(
 
 
 def doctor() -> None:
-    """Show what the sandbox enforces on this machine (Landlock, network, uid, limits)."""
+    """Show what the sandbox enforces on this machine (Landlock, seccomp, namespaces, uid, limits)."""
     console = Console()
     with Executor(workers=1) as executor:
         caps = executor.capabilities()
@@ -96,6 +96,12 @@ def doctor() -> None:
         ("writes only in the temporary directory (Landlock)", _yes(caps["landlock_filesystem"])),
         ("no TCP bind/connect (Landlock)", _yes(caps["landlock_network"])),
         ("no signals to outside processes (Landlock scope)", _yes(caps["landlock_signals"])),
+        ("no unix-domain sockets, io_uring or memfd (seccomp)", _yes(caps["seccomp_unix_sockets"])),
+        ("private mount namespace" + (" (in a user namespace)" if caps["user_namespace"] else ""), _yes(caps["mount_namespace"])),
+        (
+            "total bytes written (tmpfs working directory)",
+            f"{caps['disk_bytes'] >> 20} MiB" if caps["disk_bytes"] else "unbounded (only per file: no private mount)",
+        ),
         ("orphans collected by the worker (subreaper)", _yes(caps["subreaper"])),
         ("memory limit", f"{caps['limits']['memory_bytes'] >> 20} MiB"),
         ("probe program", probe.outcome),

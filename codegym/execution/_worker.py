@@ -56,6 +56,11 @@ _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_KEEPCAPS = 8
 _CAP_DAC_READ_SEARCH = 2
 _CLONE_NEWNET = 0x40000000
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWUSER = 0x10000000
+_MS_NOSUID, _MS_NODEV, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x4000, 0x40000
+_MNT_DETACH = 2
+_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
 _SYS_LANDLOCK = {"create_ruleset": 444, "add_rule": 445, "restrict_self": 446}
 
 # Landlock access rights (linux/landlock.h).
@@ -175,6 +180,115 @@ def _become(uid, keep_read_search):
     if keep_read_search:
         data[0].effective = data[0].permitted = 1 << _CAP_DAC_READ_SEARCH
     if _libc.capset(ctypes.byref(_CapHeader(0x20080522, 0)), data) != 0:
+        os._exit(72)
+
+
+# Seccomp: no unix-domain sockets. Landlock does not cover connect() to a pathname socket, and as
+# an ordinary user the child shares the user's uid, so without this a program could reach the
+# session D-Bus, an ssh-agent or X11. socket(AF_UNIX) is refused; socketpair() only for connected
+# stream/seqpacket pairs, which cannot be pointed at another address (connect and sendto with an
+# address fail on them); io_uring is refused because it can open and connect sockets without
+# passing these system calls. Any other architecture's calling convention is refused outright.
+_SECCOMP_ARCH = {  # machine: (AUDIT_ARCH, socket, socketpair, memfd_create, first x32 number or None)
+    "x86_64": (0xC000003E, 41, 53, 319, 0x40000000),
+    "aarch64": (0xC00000B7, 198, 199, 279, None),
+}
+_IO_URING = (425, 426, 427)  # io_uring_setup, io_uring_enter, io_uring_register (all architectures)
+_AF_UNIX, _SOCK_STREAM, _SOCK_SEQPACKET, _SOCK_TYPE_MASK = 1, 1, 5, 0xF
+_RET_ALLOW, _RET_KILL, _RET_EACCES = 0x7FFF0000, 0x80000000, 0x00050000 | 13
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def _seccomp_program(machine):
+    """The BPF program (list of (code, jt, jf, k)), or None on an architecture we have no table for."""
+    if machine not in _SECCOMP_ARCH:
+        return None
+    arch, sys_socket, sys_socketpair, sys_memfd, x32 = _SECCOMP_ARCH[machine]
+    ld, jeq, jge, ret, alu_and = 0x20, 0x15, 0x35, 0x06, 0x54
+    prog = [(ld, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, _RET_KILL), (ld, 0, 0, 0)]
+    if x32 is not None:
+        prog += [(jge, 0, 1, x32), (ret, 0, 0, _RET_EACCES)]
+    for nr in (*_IO_URING, sys_memfd):
+        prog += [(jeq, 0, 1, nr), (ret, 0, 0, _RET_EACCES)]
+    prog += [
+        (jeq, 2, 0, sys_socket),
+        (jeq, 5, 0, sys_socketpair),
+        (ret, 0, 0, _RET_ALLOW),
+        (ld, 0, 0, 16),  # socket: args[0], the domain
+        (jeq, 0, 1, _AF_UNIX),
+        (ret, 0, 0, _RET_EACCES),
+        (ret, 0, 0, _RET_ALLOW),
+        (ld, 0, 0, 24),  # socketpair: args[1], the type (flags masked off)
+        (alu_and, 0, 0, _SOCK_TYPE_MASK),
+        (jeq, 1, 0, _SOCK_STREAM),
+        (jeq, 0, 1, _SOCK_SEQPACKET),
+        (ret, 0, 0, _RET_ALLOW),
+        (ret, 0, 0, _RET_EACCES),
+    ]
+    return prog
+
+
+def _install_seccomp():
+    """Install the filter on this process (every child inherits it); False when the kernel refuses."""
+    prog = _seccomp_program(os.uname().machine)
+    if prog is None:
+        return False
+    filters = (_SockFilter * len(prog))(*(_SockFilter(*ins) for ins in prog))
+    fprog = _SockFprog(len(prog), filters)
+    return _libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# Namespaces: a private mount namespace whose working directory is a size-limited tmpfs, so the
+# total bytes a program writes are bounded (RLIMIT_FSIZE caps each file, not their sum).
+
+
+def _write_file(path, text):
+    with open(path, "w") as fh:
+        fh.write(text)
+
+
+def _enter_namespaces(cfg, caps):
+    """Unshare the mount (and network) namespace; as an ordinary user, inside a new user namespace
+    that maps only this uid. Sets caps["user_namespace"], caps["network_namespace"]; returns
+    whether a private mount namespace was entered."""
+    flags = _CLONE_NEWNS | (_CLONE_NEWNET if cfg["isolate_network"] else 0)
+    caps["user_namespace"] = False
+    if os.geteuid() != 0:
+        uid, gid = os.getuid(), os.getgid()
+        if _libc.unshare(_CLONE_NEWUSER) != 0:
+            caps["network_namespace"] = False
+            return False
+        _write_file("/proc/self/setgroups", "deny")
+        _write_file("/proc/self/uid_map", f"{uid} {uid} 1")
+        _write_file("/proc/self/gid_map", f"{gid} {gid} 1")
+        caps["user_namespace"] = True
+    if _libc.unshare(flags) == 0:
+        caps["network_namespace"] = bool(cfg["isolate_network"])
+        return True
+    caps["network_namespace"] = cfg["isolate_network"] and _libc.unshare(_CLONE_NEWNET) == 0
+    return False
+
+
+def _mount_tmpfs(workdir, size, uid):
+    """Make the mount tree private, then mount a tmpfs of ``size`` bytes on ``workdir``."""
+    if _libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+        return False
+    owner = f",uid={uid},gid={uid}" if uid is not None else ""
+    options = f"size={size},nr_inodes=4096,mode=0700{owner}".encode()
+    return _libc.mount(b"tmpfs", workdir.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options) == 0
+
+
+def _drop_capabilities():
+    """Drop every capability (a child in our own user namespace holds them all until now)."""
+    if _libc.capset(ctypes.byref(_CapHeader(0x20080522, 0)), (_CapData * 2)()) != 0:
         os._exit(72)
 
 
@@ -320,6 +434,8 @@ def _child(job, cfg, workdir, result_fd, stderr_fd, ruleset):
         os.close(ruleset)
     if cfg["uid"] is not None:
         _become(cfg["uid"], keep_read_search=confined)
+    elif cfg["drop_caps"]:
+        _drop_capabilities()
     harness(job)
 
 
@@ -386,7 +502,7 @@ def _run_job(job, cfg, workdir, ruleset):
     timeout = float(job["timeout"])
     cap = int(job["limits"]["message_bytes"])
     read_fd, write_fd = os.pipe()
-    stderr_fd = os.memfd_create("stderr")
+    stderr_fd = cfg["stderr"]
     start = time.monotonic()
     pid = os.fork()
     if pid == 0:
@@ -442,7 +558,8 @@ def _run_job(job, cfg, workdir, ruleset):
     size = os.lseek(stderr_fd, 0, os.SEEK_END)
     os.lseek(stderr_fd, max(0, size - 4096), os.SEEK_SET)
     stderr_tail = os.read(stderr_fd, 4096).decode("utf-8", "replace")
-    os.close(stderr_fd)
+    os.ftruncate(stderr_fd, 0)
+    os.lseek(stderr_fd, 0, os.SEEK_SET)
     _clear_dir(workdir)
     header = {
         "id": job["id"],
@@ -463,7 +580,7 @@ def _setup(cfg):
     # No program may gain privileges through execve (setuid binaries); inherited by every child.
     caps["no_new_privs"] = _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
     cfg["devnull"] = os.open("/dev/null", os.O_RDWR)
-    caps["network_namespace"] = _libc.unshare(_CLONE_NEWNET) == 0 if cfg["isolate_network"] else False
+    cfg["stderr"] = os.memfd_create("stderr")  # one per worker, emptied after each program
     if os.geteuid() == 0 and cfg["drop_privileges"]:
         cfg["uid"] = cfg["uid_base"] + os.getpid()
         cfg["nproc_base"] = 0
@@ -477,6 +594,12 @@ def _setup(cfg):
     os.mkdir(workdir, 0o700)
     if cfg["uid"] is not None:
         os.chown(workdir, cfg["uid"], cfg["uid"])
+    private_mounts = _enter_namespaces(cfg, caps)
+    caps["mount_namespace"] = private_mounts
+    disk = int(cfg["disk_bytes"])
+    cfg["tmpfs"] = private_mounts and _mount_tmpfs(workdir, disk, cfg["uid"])
+    caps["disk_bytes"] = disk if cfg["tmpfs"] else None
+    cfg["drop_caps"] = caps["user_namespace"]  # children of a user-namespace worker hold its capabilities
     abi = _landlock_abi() if cfg["landlock"] else 0
     ruleset = _landlock_ruleset(abi, workdir)
     caps["landlock_abi"] = abi if ruleset >= 0 else 0
@@ -485,6 +608,7 @@ def _setup(cfg):
     caps["landlock_signals"] = ruleset >= 0 and abi >= 6
     if ruleset >= 0:
         os.set_inheritable(ruleset, False)
+    caps["seccomp_unix_sockets"] = _install_seccomp() if cfg["seccomp"] else False
     caps["rlimits"] = ["cpu", "address_space", "file_size", "open_files", "processes", "core"]
     return base, workdir, ruleset, caps
 
@@ -505,6 +629,8 @@ def main():
             _send(1, payload)
     finally:
         _kill_descendants()
+        if cfg["tmpfs"]:
+            _libc.umount2(workdir.encode(), _MNT_DETACH)
         shutil.rmtree(base, ignore_errors=True)
 
 

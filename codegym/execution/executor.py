@@ -150,7 +150,7 @@ class Executor:
         address: str | None = None,
     ) -> None:
         self.limits = limits or Limits()
-        self.backend: Backend = _backend(backend, workers, address)
+        self.backend: Backend = _backend(backend, workers, address, self.limits)
         self._cache: OrderedDict[str, ExecResult] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -329,7 +329,7 @@ class Executor:
 BACKENDS = ("local", "ray")
 
 
-def _backend(backend: Backend | str | None, workers: int | None, address: str | None) -> Backend:
+def _backend(backend: Backend | str | None, workers: int | None, address: str | None, limits: Limits) -> Backend:
     """The backend an `Executor` was asked for, by name or as an instance."""
     if backend == "ray":
         from codegym.execution.ray_backend import RayBackend
@@ -338,7 +338,7 @@ def _backend(backend: Backend | str | None, workers: int | None, address: str | 
     if address is not None:
         raise ValueError("address= is for backend='ray' (a Ray cluster); the local pool has no address")
     if backend is None or backend == "local":
-        return LocalPool(workers)
+        return LocalPool(workers, disk_bytes=limits.disk_bytes)
     if isinstance(backend, str):
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}, or pass a Backend instance")
     return backend

@@ -44,6 +44,10 @@ class Limits:
     """Processes and threads the sandbox user may run at once."""
     message_bytes: int = 16 << 20
     """Cap on everything the child reports back."""
+    disk_bytes: int = 64 << 20
+    """Total bytes a program may keep in its working directory (the size of the worker's tmpfs,
+    set when the workers start; where the kernel allows no private mount, only ``file_size_bytes``
+    per file bounds writing)."""
 
     def as_dict(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -124,6 +128,12 @@ class LocalPool:
         isolate_network: give the workers an empty network namespace when the kernel allows it.
         drop_privileges: when running as root, run programs under an unprivileged uid.
         landlock: confine writes, TCP and signals with Landlock when the kernel has it.
+        seccomp: refuse unix-domain sockets (and io_uring, memfd) with a seccomp filter.
+        disk_bytes: size of each worker's tmpfs working directory, in its own mount namespace.
+        run_as: start the workers under this uid instead of the caller's (needs root). Programs then
+            run as that ordinary user, with no uid switch: how the tests exercise the non-root path.
+        python: the interpreter the workers run (default: this one). The worker needs only the
+            standard library, so any CPython >= 3.10 the workers' uid can read will do.
     """
 
     def __init__(
@@ -133,6 +143,10 @@ class LocalPool:
         isolate_network: bool = True,
         drop_privileges: bool = True,
         landlock: bool = True,
+        seccomp: bool = True,
+        disk_bytes: int = Limits.disk_bytes,
+        run_as: int | None = None,
+        python: str | None = None,
     ) -> None:
         self.size = workers or len(os.sched_getaffinity(0))
         if self.size < 1:
@@ -142,10 +156,16 @@ class LocalPool:
                 "isolate_network": isolate_network,
                 "drop_privileges": drop_privileges,
                 "landlock": landlock,
+                "seccomp": seccomp,
+                "disk_bytes": int(disk_bytes),
                 "uid_base": 200_000,
                 "tmp_root": tempfile.gettempdir(),
             }
         )
+        if run_as is not None and os.geteuid() != 0:
+            raise ValueError("run_as= starts workers under another uid, which needs root")
+        self._run_as = run_as
+        self._python = python or sys.executable
         self._workers: list[_Worker] = []
         self._closed = False
 
@@ -153,7 +173,7 @@ class LocalPool:
 
     def _spawn(self) -> _Worker:
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-X", "utf8", str(_WORKER_SCRIPT), self._config],
+            [self._python, "-I", "-X", "utf8", str(_WORKER_SCRIPT), self._config],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -161,6 +181,9 @@ class LocalPool:
             cwd="/",
             close_fds=True,
             start_new_session=True,
+            user=self._run_as,
+            group=self._run_as,
+            extra_groups=[] if self._run_as is not None else None,
         )
         return _Worker(proc, {})
 
