@@ -54,7 +54,7 @@ def evaluate_agent(
         raise ValueError(f"every k is larger than n={n}; raise --n or lower --k")
     completions = agent.generate([p.prompt for p in problems], n, temperature=temperature, seed=seed)
     jobs = [(p.program(c), list(p.tests)) for p, row in zip(problems, completions) for c in row]
-    results = (executor or default_executor()).run_many(jobs, timeout=timeout)
+    results = (executor or default_executor()).run_many(jobs, timeout=timeout, fail_fast=True)  # only "all passed" counts
     records = []
     for i, (p, row) in enumerate(zip(problems, completions)):
         res = results[i * n : (i + 1) * n]

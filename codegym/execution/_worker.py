@@ -360,7 +360,8 @@ def harness(job):
     statement). Messages: ["p", "syntax"|"ok"|"x", exc] for the program; then per step i
     [i, "v", encoded] (an expression's value), [i, "u"] (value not serializable),
     [i, "ok"] / [i, "f"] (a statement ran / raised AssertionError), [i, "x", exc] (raised);
-    then ["end"]. The program sees none of the expected values: those stay with the parent.
+    then ["end"]. With ``fail_fast`` the steps stop after the first that raised, failed or could
+    not be sent. The program sees none of the expected values: those stay with the parent.
     """
     sys.stdout = _Sink()
     try:
@@ -377,6 +378,7 @@ def harness(job):
         _message(["p", "x", _type(exc).__name__[:100]])
         _exit(0)
     _message(["p", "ok"])
+    fail_fast = job.get("fail_fast", False)
     for index, kind, source in job["steps"]:
         try:
             if kind in "et":
@@ -396,6 +398,8 @@ def harness(job):
             traceback.print_exc(file=sys.__stderr__)
             message = [index, "x", _type(exc).__name__[:100]]
         _message(message)
+        if fail_fast and message[1] in ("x", "f", "u"):
+            break  # fail fast: this test cannot pass, the rest are not run
     _message(["end"])
     _exit(0)
 
@@ -498,6 +502,49 @@ def _clear_dir(workdir):
                 pass
 
 
+_SCALARS = (type(None), bool, int, float, str)
+_CERTAINLY_NOT_SCALAR = ("t", "s", "z", "d", "b", "f")  # tags no None/bool/int/float/str is equal to
+
+
+def _differs(got, exp, depth=0):
+    """True only when the value the child encoded (``got``) is certainly not == the expected value
+    (``exp``, encoded by the parent from a literal of scalars, lists and tuples). Unsure: False."""
+    if depth > 50:
+        return False
+    if type(exp) is list or type(exp) is dict:  # a list, or {"t": [...]} a tuple
+        if type(exp) is list:
+            same_kind, items, want = type(got) is list, got, exp
+        else:
+            same_kind = type(got) is dict and list(got) == ["t"] and type(got["t"]) is list
+            items, want = (got["t"] if same_kind else None), exp["t"]
+        if not same_kind:
+            return True  # a list equals only a list, a tuple only a tuple
+        return len(items) != len(want) or any(_differs(g, e, depth + 1) for g, e in zip(items, want))
+    if type(got) in _SCALARS:
+        return got != exp  # these JSON scalars are the decoded values themselves
+    if type(got) is list:
+        return True
+    return type(got) is dict and len(got) == 1 and next(iter(got)) in _CERTAINLY_NOT_SCALAR
+
+
+def _first_wrong(payload, start, expect):
+    """(offset after the complete frames from ``start``, whether one of them is certainly wrong)."""
+    while len(payload) - start >= 4:
+        size = _HEADER.unpack_from(payload, start)[0]
+        if len(payload) - start - 4 < size:
+            break
+        body = bytes(payload[start + 4 : start + 4 + size])
+        start += 4 + size
+        try:
+            message = json.loads(body)
+        except ValueError:
+            continue  # malformed: the parent refuses the whole report
+        if type(message) is list and len(message) == 3 and message[1] == "v" and message[0] in expect:
+            if _differs(message[2], expect[message[0]]):
+                return start, True
+    return start, False
+
+
 def _run_job(job, cfg, workdir, ruleset):
     timeout = float(job["timeout"])
     cap = int(job["limits"]["message_bytes"])
@@ -518,8 +565,10 @@ def _run_job(job, cfg, workdir, ruleset):
     poller.register(pidfd, select.POLLIN)
     payload = bytearray()
     deadline = start + timeout
-    ended = timed_out = overflow = False
-    while not ended:
+    ended = timed_out = overflow = stopped = False
+    expect = {i: v for i, v in job.get("expect", ())} if job.get("fail_fast") else {}
+    scanned = 0
+    while not ended and not stopped:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             timed_out = True
@@ -532,6 +581,8 @@ def _run_job(job, cfg, workdir, ruleset):
                 if chunk:
                     payload += chunk
                     overflow = len(payload) > cap
+                    if expect and not overflow:
+                        scanned, stopped = _first_wrong(payload, scanned, expect)
                 else:
                     poller.unregister(read_fd)
         if overflow:
@@ -544,7 +595,7 @@ def _run_job(job, cfg, workdir, ruleset):
             pass
     _, status = os.waitpid(pid, 0)
     os.set_blocking(read_fd, False)
-    while len(payload) <= cap:
+    while len(payload) <= cap and not stopped:
         try:
             chunk = os.read(read_fd, 1 << 16)
         except BlockingIOError:
@@ -565,12 +616,13 @@ def _run_job(job, cfg, workdir, ruleset):
         "id": job["id"],
         "timed_out": timed_out,
         "overflow": overflow or len(payload) > cap,
+        "stopped": stopped,
         "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
         "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
         "duration": duration,
         "stderr_tail": stderr_tail,
     }
-    return header, bytes(payload[: cap + 1])
+    return header, bytes(payload[: scanned if stopped else cap + 1])
 
 
 def _setup(cfg):

@@ -60,6 +60,11 @@ class RawJob:
     """(test index, "e" to evaluate an expression or "s" to run a statement, source)."""
     timeout: float
     limits: Limits
+    fail_fast: bool = False
+    """Stop at the first step that fails: the child stops itself after a step that raised, and the
+    worker stops it at the first value that certainly differs from its ``expect``."""
+    expect: dict[int, Any] = field(default_factory=dict)
+    """Step index -> the encoded expected value of a ``CALL == EXPECTED`` test (fail-fast only)."""
 
 
 @dataclass
@@ -74,6 +79,8 @@ class RawOutcome:
     duration: float = 0.0
     stderr_tail: str = ""
     worker_lost: bool = False
+    stopped: bool = False
+    """Fail fast: the worker stopped the child at a step whose value was certainly wrong."""
 
 
 class Backend(Protocol):
@@ -302,6 +309,9 @@ class LocalPool:
             "timeout": job.timeout,
             "limits": job.limits.as_dict(),
         }
+        if job.fail_fast:
+            body["fail_fast"] = True
+            body["expect"] = [[i, v] for i, v in job.expect.items()]
         worker.job = index
         worker.deadline = time.monotonic() + job.timeout + _GRACE
         worker.frames.clear()
@@ -335,6 +345,7 @@ def _outcome(frames: list[bytes]) -> RawOutcome:
         signal=header["signal"],
         duration=header["duration"],
         stderr_tail=header["stderr_tail"],
+        stopped=header.get("stopped", False),
     )
 
 
