@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from codegym.execution import DEFAULT_TIMEOUT, Executor
+from codegym.execution import Executor
 from codegym.problems import Problem, write_jsonl
 
 __all__ = ["FACTOR", "T_MIN", "Calibration", "calibrate", "machine", "write_limits"]
@@ -68,7 +68,7 @@ def calibrate(
     t_min: float = T_MIN,
     factor: float = FACTOR,
     per_test: bool = True,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float = 60.0,
     progress: bool = False,
 ) -> list[Calibration]:
     """Measure each problem's reference ``k`` times in the sandbox and derive its time limit.

@@ -92,6 +92,7 @@ def calibrate(
     t_min: Annotated[float, typer.Option(help="Smallest limit in seconds.")] = calibration.T_MIN,
     factor: Annotated[float, typer.Option(help="Limit = max(t-min, factor x the reference's median seconds).")] = calibration.FACTOR,
     per_test: Annotated[bool, typer.Option(help="Also time each test alone (recorded in a .json sidecar).")] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds a reference may take while being measured.")] = 60.0,
     note: Annotated[str, typer.Option(help="Free text stored with the limits (e.g. 'machine loaded by other work').")] = "",
     split: Annotated[Optional[str], typer.Option(help="Only this split (e.g. test, train).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Sandbox processes (default: one per CPU).")] = None,
@@ -105,7 +106,9 @@ def calibrate(
     if not out.endswith((".json", ".jsonl")):
         raise typer.BadParameter("write to a .json limits sidecar or a .jsonl problems file", param_hint="--out")
     with Executor(workers) as executor:
-        found = calibration.calibrate(loaded, executor, k=k, t_min=t_min, factor=factor, per_test=per_test, progress=True)
+        found = calibration.calibrate(
+            loaded, executor, k=k, t_min=t_min, factor=factor, per_test=per_test, timeout=timeout, progress=True
+        )
     path = calibration.write_limits(found, loaded, out, source=source, k=k, t_min=t_min, factor=factor, note=note)
     limits = [c.time_limit for c in found if c.time_limit is not None]
     bad = [c.task_id for c in found if c.time_limit is None]

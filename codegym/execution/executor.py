@@ -238,8 +238,8 @@ class Executor:
 
         Each job's time limit, in this order: its own third element; else ``timeout``; else the
         calibrated ``time_limit`` of a `Problem` given as its tests; else `DEFAULT_TIMEOUT`. A job
-        that times out under a calibrated limit is re-run once under `DEFAULT_TIMEOUT` before
-        ``timeout`` is final, so a loaded or slow machine does not decide a verdict;
+        that times out under a calibrated limit below `DEFAULT_TIMEOUT` is re-run once under
+        `DEFAULT_TIMEOUT` before ``timeout`` is final, so a loaded or slow machine does not decide a verdict;
         `ExecResult.limit` says which limit decided and `reruns` counts the re-runs.
 
         ``fail_fast``: stop each program at its first failing test, for callers that only need
@@ -257,7 +257,10 @@ class Executor:
         raws = self._run_raw(raw_jobs, progress, len(normal), len(normal) - len(todo))
         for i, raw in zip(todo, raws):
             results[i] = self._verdict(plans[i], raw, normal[i][3], normal[i][2], fail_fast)
-        again = [i for i in todo if normal[i][3] == "calibrated" and results[i].outcome == "timeout"]  # type: ignore[union-attr]
+        again = [
+            i for i in todo
+            if normal[i][3] == "calibrated" and normal[i][2] < DEFAULT_TIMEOUT and results[i].outcome == "timeout"  # type: ignore[union-attr]
+        ]  # fmt: skip
         if again:
             with self._lock:
                 self.reruns += len(again)

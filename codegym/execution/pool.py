@@ -81,6 +81,8 @@ class RawOutcome:
     worker_lost: bool = False
     stopped: bool = False
     """Fail fast: the worker stopped the child at a step whose value was certainly wrong."""
+    stages: tuple[float, ...] = ()
+    """With ``LocalPool(profile=True)``: the clock at each stage of the job (``_worker.STAGES``)."""
 
 
 class Backend(Protocol):
@@ -141,6 +143,8 @@ class LocalPool:
             run as that ordinary user, with no uid switch: how the tests exercise the non-root path.
         python: the interpreter the workers run (default: this one). The worker needs only the
             standard library, so any CPython >= 3.10 the workers' uid can read will do.
+        profile: record the clock at each stage of every job in `RawOutcome.stages`
+            (``experiments/benchmarks/profile_sandbox.py``).
     """
 
     def __init__(
@@ -154,6 +158,7 @@ class LocalPool:
         disk_bytes: int = Limits.disk_bytes,
         run_as: int | None = None,
         python: str | None = None,
+        profile: bool = False,
     ) -> None:
         self.size = workers or len(os.sched_getaffinity(0))
         if self.size < 1:
@@ -165,6 +170,7 @@ class LocalPool:
                 "landlock": landlock,
                 "seccomp": seccomp,
                 "disk_bytes": int(disk_bytes),
+                "profile": profile,
                 "uid_base": 200_000,
                 "tmp_root": tempfile.gettempdir(),
             }
@@ -346,6 +352,7 @@ def _outcome(frames: list[bytes]) -> RawOutcome:
         duration=header["duration"],
         stderr_tail=header["stderr_tail"],
         stopped=header.get("stopped", False),
+        stages=tuple(header.get("stages", ())),
     )
 
 
