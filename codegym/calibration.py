@@ -160,5 +160,6 @@ def write_limits(
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(record, fh, sort_keys=True, separators=(",", ":"))
         fh.write("\n")
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; limits are data for every user
     os.replace(tmp, target)
     return target
