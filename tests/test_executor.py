@@ -182,6 +182,9 @@ def test_limits_come_from_the_problem_and_timeouts_under_them_are_rerun(in_tmp):
         late = ex.run(slow, fast)  # over the calibrated limit: re-run, and the generous default decides
         assert late.passed and late.limit == "generous" and late.time_limit == 5.0
         assert ex.reruns == 1
+        ex.rerun_timeouts = False  # EvalPlus's policy: the calibrated limit is final
+        final = ex.run(slow + "# once more\n", fast)
+        assert final.outcome == "timeout" and final.limit == "calibrated" and ex.reruns == 1
 
 
 def test_slowed_reference_on_a_loaded_pool_still_passes(in_tmp):

@@ -177,6 +177,10 @@ class Executor:
             (``pip install 'codegym[ray]'``); or any `Backend` instance.
         address: with ``backend="ray"``, the cluster: None (the connected or a new local Ray
             instance), ``"auto"`` (a running cluster on this machine) or ``"ray://host:port"``.
+        rerun_timeouts: re-run a program that timed out under a calibrated limit once under
+            `DEFAULT_TIMEOUT` before ``timeout`` is final (default). Off, a calibrated limit is
+            final, as in EvalPlus: cheaper on programs that never end, but a verdict may then
+            depend on the machine's speed or load.
     """
 
     def __init__(
@@ -187,8 +191,10 @@ class Executor:
         cache_size: int = 4096,
         backend: Backend | str | None = None,
         address: str | None = None,
+        rerun_timeouts: bool = True,
     ) -> None:
         self.limits = limits or Limits()
+        self.rerun_timeouts = rerun_timeouts
         self.backend: Backend = _backend(backend, workers, address, self.limits)
         self._cache: OrderedDict[str, ExecResult] = OrderedDict()
         self._cache_size = cache_size
@@ -259,7 +265,7 @@ class Executor:
             results[i] = self._verdict(plans[i], raw, normal[i][3], normal[i][2], fail_fast)
         again = [
             i for i in todo
-            if normal[i][3] == "calibrated" and normal[i][2] < DEFAULT_TIMEOUT and results[i].outcome == "timeout"  # type: ignore[union-attr]
+            if self.rerun_timeouts and normal[i][3] == "calibrated" and normal[i][2] < DEFAULT_TIMEOUT and results[i].outcome == "timeout"  # type: ignore[union-attr]
         ]  # fmt: skip
         if again:
             with self._lock:
