@@ -8,6 +8,7 @@ PAPER.md gives a value, ``paper``. Values PAPER.md leaves open are ours and say 
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,7 +52,9 @@ class AgentConfig:
         filter_groups: DAPO's dynamic sampling: drop the samples of every drawn problem whose rewards
             are all equal (they carry no group-relative signal) before the update. Dropped samples
             still count in the sample budget and are logged as ``filtered``.
-        timeout: seconds per program in the sandbox.
+        timeout: seconds per program in the sandbox; None (the default): each problem's calibrated
+            ``time_limit`` (`codegym calibrate`), else the executor's default. A policy under RL
+            writes loops that never end, and each one holds a worker for the whole limit.
         lr: learning rate of the policy (Adam).
         max_grad_norm: gradient clipping of every optimizer.
         max_loss: a loss above this (or not finite) stops training as diverged.
@@ -69,7 +72,7 @@ class AgentConfig:
     pipeline: bool = True
     importance_cap: float = 1.0
     filter_groups: bool = False
-    timeout: float = 5.0
+    timeout: float | None = None
     lr: float = 1e-5
     max_grad_norm: float = 1.0
     max_loss: float = 1e6
@@ -96,7 +99,12 @@ class AgentConfig:
 def _coerce(name: str, kind: Any, value: Any) -> Any:
     """``value`` (a string from the CLI, or a YAML scalar) as the field's type."""
     origin = typing.get_origin(kind)
-    if kind is Any or origin is typing.Union:
+    args = typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType) and type(None) in args and len(args) == 2:  # X | None
+        if value is None or str(value).strip().lower() in {"none", "null", ""}:
+            return None
+        return _coerce(name, next(a for a in args if a is not type(None)), value)
+    if kind is Any or origin in (typing.Union, types.UnionType):
         return value
     if kind is bool:
         if isinstance(value, bool):

@@ -42,7 +42,7 @@ def evaluate_agent(
     ks: Sequence[int] = (1, 5, 10),
     executor: Executor | None = None,
     out: str | Path | None = None,
-    timeout: float = 5.0,
+    timeout: float | None = None,
     temperature: float | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -55,7 +55,7 @@ def evaluate_agent(
         raise ValueError(f"every k is larger than n={n}; raise --n or lower --k")
     completions = agent.generate([p.prompt for p in problems], n, temperature=temperature, seed=seed)
     flat = [(p, c) for p, row in zip(problems, completions) for c in row]
-    scores = scoring.score([p for p, _ in flat], [c for _, c in flat], reward="binary", executor=executor, timeout=timeout, mode="body")
+    scores = scoring.score([p for p, _ in flat], [c for _, c in flat], reward="binary", executor=executor, timeout=timeout, mode="body", fail_fast=True)  # only "all passed" counts
     results = [s.result for s in scores]
     records = []
     for i, (p, row) in enumerate(zip(problems, completions)):

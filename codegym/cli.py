@@ -12,9 +12,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-from codegym.commands import doctor, eval_references  # noqa: E402  (commands register on `app`)
+from codegym.commands import calibrate, doctor, eval_references  # noqa: E402  (commands register on `app`)
 
 app.command("eval-references")(eval_references)
+app.command("calibrate")(calibrate)
 app.command("doctor")(doctor)
 from codegym.models.commands import build_corpus, pretrain  # noqa: E402
 

@@ -34,7 +34,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -77,9 +77,15 @@ class Problem:
     test_setup: str = ""
     split: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    time_limit: float | None = None
+    """Seconds the whole test list may take, calibrated from the reference (`codegym.calibration`);
+    None: the executor's default. A program that times out under it is re-run once under the
+    default before ``timeout`` is final, so a slow machine does not decide a verdict."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tests", tuple(self.tests))
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ValueError(f"{self.task_id}: time_limit must be a positive number of seconds, got {self.time_limit}")
 
     def program(self, completion: str) -> str:
         """The program to execute for ``completion``: prompt + completion, then the test setup."""
@@ -102,6 +108,7 @@ class Problem:
             "test_setup": self.test_setup,
             "split": self.split,
             "metadata": dict(self.metadata),
+            **({"time_limit": self.time_limit} if self.time_limit is not None else {}),
         }
 
 
@@ -153,6 +160,9 @@ def _from_codegym(record: Mapping[str, Any], split: str | None) -> Problem:
     if not tests:
         raise _FieldError("tests", "must hold at least one test")
     metadata = _get(record, "metadata", dict, {})
+    time_limit = _get(record, "time_limit", (int, float), None)
+    if time_limit is not None and not time_limit > 0:
+        raise _FieldError("time_limit", f"must be a positive number of seconds, got {time_limit}")
     return Problem(
         task_id=_task_id(record),
         prompt=_get(record, "prompt", str),
@@ -162,6 +172,7 @@ def _from_codegym(record: Mapping[str, Any], split: str | None) -> Problem:
         test_setup=_get(record, "test_setup", str, ""),
         split=_get(record, "split", str, split),
         metadata=metadata,
+        time_limit=float(time_limit) if time_limit is not None else None,
     )
 
 
@@ -426,6 +437,24 @@ def register_dataset(name: str, loader: Callable[[], list[Problem]]) -> None:
     _DATASETS[name] = loader
 
 
+LIMITS_DIR = ("data", "limits")
+"""Where calibrated time limits of bundled sets live: ``codegym/data/limits/NAME.json``, written by
+``codegym calibrate NAME --out codegym/data/limits/NAME.json``. A sidecar file, because HumanEval's
+and MBPP's own formats have no field for it."""
+
+
+def with_time_limits(name: str, problems: list[Problem]) -> list[Problem]:
+    """``problems`` with the calibrated limits of the bundled sidecar for ``name``, where one exists
+    (a limit a record carries itself wins)."""
+    sidecar = resources.files("codegym").joinpath(*LIMITS_DIR, f"{name}.json")
+    if not sidecar.is_file():
+        return problems
+    limits = json.loads(sidecar.read_text(encoding="utf-8"))["limits"]
+    return [
+        replace(p, time_limit=limits[p.task_id]) if p.time_limit is None and p.task_id in limits else p for p in problems
+    ]
+
+
 def available() -> list[str]:
     """Names that `load` accepts besides paths."""
     return sorted(_DATASETS)
@@ -477,7 +506,7 @@ def load(
     if text.startswith("hf:"):
         return load_hub(text[3:], split=split or "test", format=format)
     if text in _DATASETS and not Path(text).exists():
-        problems = _DATASETS[text]()
+        problems = with_time_limits(text, _DATASETS[text]())
     else:
         problems = _load_path(Path(text), format, skip_invalid)
     if not problems:

@@ -116,17 +116,22 @@ def score(
     *,
     reward: str | Reward | RewardFn = "paper",
     executor: Executor | None = None,
-    timeout: float = 5.0,
+    timeout: float | None = None,
     mode: str = "auto",
     special_tokens: Iterable[str] = (),
+    fail_fast: bool = False,
 ) -> list[Score]:
     """Run ``completions[i]`` of ``problems[i]`` in the sandbox as one batch and score each.
 
     ``reward``: a registered name or a callable (`codegym.rewards`); ``executor``: the sandbox pool
-    (default: the shared one); ``timeout``: seconds per program; ``mode``: how completions become
-    programs (`program`). Returns one `Score` per completion, in order.
+    (default: the shared one); ``timeout``: seconds per program (None: each problem's calibrated
+    ``time_limit``, else the executor's default); ``mode``: how completions become programs
+    (`program`); ``fail_fast``: stop each program at its first failing test (for rewards and
+    metrics where only "all passed" counts, e.g. pass@k). Returns one `Score` per completion, in order.
     """
-    return submit(problems, completions, reward=reward, executor=executor, timeout=timeout, mode=mode, special_tokens=special_tokens).result()
+    return submit(
+        problems, completions, reward=reward, executor=executor, timeout=timeout, mode=mode, special_tokens=special_tokens, fail_fast=fail_fast
+    ).result()
 
 
 def submit(
@@ -135,9 +140,10 @@ def submit(
     *,
     reward: str | Reward | RewardFn = "paper",
     executor: Executor | None = None,
-    timeout: float = 5.0,
+    timeout: float | None = None,
     mode: str = "auto",
     special_tokens: Iterable[str] = (),
+    fail_fast: bool = False,
 ) -> Future[list[Score]]:
     """`score` in the background: returns a Future at once, so sampling can overlap the sandbox run."""
     problems, completions = list(problems), list(completions)
@@ -145,8 +151,8 @@ def submit(
         raise ValueError(f"need one problem per completion, got {len(problems)} problems and {len(completions)} completions")
     fn = get_reward(reward)  # an unknown name fails here, before anything runs
     tokens = tuple(special_tokens)
-    jobs = [(program(p, c, mode=mode, special_tokens=tokens), list(p.tests)) for p, c in zip(problems, completions)]
-    inner = (executor or default_executor()).submit(jobs, timeout=timeout)
+    jobs = [(program(p, c, mode=mode, special_tokens=tokens), p) for p, c in zip(problems, completions)]  # the problem carries its limit
+    inner = (executor or default_executor()).submit(jobs, timeout=timeout, fail_fast=fail_fast)
     out: Future[list[Score]] = Future()
 
     def finish(done: Future[list[ExecResult]]) -> None:

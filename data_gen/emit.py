@@ -14,7 +14,7 @@ expected value is a literal and only the call runs inside):
 `confirm` runs each problem's tests against its own reference with `Executor.run_many`, twice
 (fresh processes, unlike the exploration; often two workers with different string-hash seeds), and
 drops tests that do not pass both times; a problem left with fewer than ``min_tests`` is dropped as
-flaky. Known gap: a result that depends on the iteration order of a set of strings can still slip
+flaky. The two runs also give the problem its ``time_limit`` (`codegym.calibration`'s rule). Known gap: a result that depends on the iteration order of a set of strings can still slip
 through when both runs land in workers with the same hash seed. Splits are a hash of the task id (stable across runs and
 machines). Problems that overlap HumanEval or MBPP (same normalised function, or most of their
 code 13-grams or docstring 8-grams) are dropped as contaminated.
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 
+from codegym.calibration import FACTOR, T_MIN
 from codegym.data_gen.inputs import to_literal
 from codegym.data_gen.mine import MinedFunction, Skipped, split_prompt
 from codegym.data_gen.oracle import Case
@@ -190,8 +191,9 @@ def confirm(
                 meta = dict(problem.metadata)
                 if len(tests) < len(problem.tests):
                     meta["tests_dropped_as_flaky"] = len(problem.tests) - len(tests)
+                limit = round(max(T_MIN, FACTOR * (first.duration + again.duration) / 2), 3)  # the calibration rule
                 yield Problem(problem.task_id, problem.prompt, problem.entry_point, tests, problem.reference,
-                              problem.test_setup, problem.split, meta)  # fmt: skip
+                              problem.test_setup, problem.split, meta, time_limit=limit)  # fmt: skip
         pending.clear()
 
     for item in items:

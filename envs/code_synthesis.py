@@ -53,13 +53,13 @@ class _ProblemEnv(gym.Env):
         split: str | None,
         tokenizer: Any,
         reward: str | Reward | RewardFn,
-        timeout: float,
+        timeout: float | None,
         executor: Executor | None,
         render_mode: str | None,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        if timeout <= 0:
+        if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
         self.problems = resolve_problems(problems, split)
         self._by_id = {p.task_id: i for i, p in enumerate(self.problems)}
@@ -152,7 +152,7 @@ class CodeSynthesisEnv(_ProblemEnv):
     problems: a data set name, a path or a list of `Problem` (default ``"mbpp"``); split: one split of
     them (default ``"train"``; None for all); tokenizer: a tokenizer, a name or a path (default: the
     embedded policy's); reward: a registered reward name or a callable (`codegym.rewards`); max_new_tokens; max_prompt_tokens; timeout:
-    seconds per program; executor: the sandbox pool (default: the shared one); step_penalty: shaping
+    seconds per program (default: each problem's calibrated ``time_limit``, else the executor's default); executor: the sandbox pool (default: the shared one); step_penalty: shaping
     per token (default 0, off); render_mode: ``"ansi"`` or ``"human"``.
     ``reset(options={"task_id": ...})`` chooses the problem; otherwise it is drawn with the env's RNG,
     so the same seed gives the same problems in the same order.
@@ -166,7 +166,7 @@ class CodeSynthesisEnv(_ProblemEnv):
         reward: str | Reward | RewardFn = "paper",
         max_new_tokens: int = 128,
         max_prompt_tokens: int = 256,
-        timeout: float = 5.0,
+        timeout: float | None = None,
         executor: Executor | None = None,
         step_penalty: float = 0.0,
         render_mode: str | None = None,
@@ -282,7 +282,7 @@ class CodeSynthesisSeqEnv(_ProblemEnv):
         max_prompt_tokens: int = 256,
         max_prompt_chars: int = 8192,
         max_completion_chars: int = 4096,
-        timeout: float = 5.0,
+        timeout: float | None = None,
         executor: Executor | None = None,
         render_mode: str | None = None,
     ) -> None:

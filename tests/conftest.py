@@ -94,3 +94,45 @@ def sandbox_leftovers(executor: Executor) -> list[int]:
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+ORDINARY_UID = 199_000
+"""The uid `ordinary_executor` starts its workers under: an ordinary user with no home and no groups."""
+
+
+def ordinary_user_python(uid: int = ORDINARY_UID) -> str:
+    """A Python interpreter ``uid`` can run (this venv's may sit under a private /root)."""
+    import shutil
+    import subprocess
+    import sys
+
+    candidates = [sys.executable, getattr(sys, "_base_executable", ""), shutil.which("python3") or "", "/usr/bin/python3"]
+    for python in dict.fromkeys(c for c in candidates if c):
+        try:
+            probe = subprocess.run(
+                [python, "-I", "-c", "import ctypes, json, resource"],
+                user=uid, group=uid, extra_groups=[], env={}, cwd="/", capture_output=True, timeout=60,
+            )  # fmt: skip
+        except OSError:
+            continue
+        if probe.returncode == 0:
+            return python
+    raise RuntimeError(
+        f"no Python interpreter is usable by uid {uid} (tried {', '.join(dict.fromkeys(candidates))}); "
+        "install one outside private home directories (e.g. apt-get install python3) so the "
+        "ordinary-user sandbox tests can run"
+    )
+
+
+@pytest.fixture(scope="session")
+def ordinary_executor() -> Iterator[Executor]:
+    """A sandbox pool whose workers run as an ordinary user (no uid switch per program), as a
+    non-root user would run codegym. Needs root to start; the suite runs as root in CI."""
+    from codegym.execution import Executor, LocalPool
+
+    if not is_root():
+        with Executor(workers=1) as ex:  # we are the ordinary user already
+            yield ex
+        return
+    with Executor(backend=LocalPool(1, run_as=ORDINARY_UID, python=ordinary_user_python())) as ex:
+        yield ex

@@ -49,7 +49,32 @@ def test_eval_references_bad_source(in_tmp):
     assert "no problem source named" in result.output
 
 
+def test_calibrate_writes_limits_from_the_reference(in_tmp):
+    rows = [
+        {"task_id": "c/fast", "prompt": "def f(x):\n", "entry_point": "f", "tests": ["assert f(1) == 1"], "reference": "def f(x):\n    return x\n"},
+        {"task_id": "c/slow", "prompt": "def f(x):\n", "entry_point": "f", "tests": ["assert f(1) == 1", "assert f(2) == 2"],
+         "reference": "import time\n\ndef f(x):\n    time.sleep(0.1)\n    return x\n"},
+        {"task_id": "c/wrong", "prompt": "def f(x):\n", "entry_point": "f", "tests": ["assert f(1) == 2"], "reference": "def f(x):\n    return x\n"},
+    ]
+    path = in_tmp / "p.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    result = runner.invoke(app, ["calibrate", str(path), "--out", str(in_tmp / "limits.json"), "--k", "1", "--t-min", "0.05", "--factor", "2"])
+    assert result.exit_code == 0, result.output
+    sidecar = json.loads((in_tmp / "limits.json").read_text())
+    assert sidecar["factor"] == 2 and sidecar["t_min"] == 0.05 and sidecar["machine"]
+    assert set(sidecar["limits"]) == {"c/fast", "c/slow"} and sidecar["not_passed"] == {"c/wrong": "failed"}
+    assert sidecar["limits"]["c/slow"] >= 2 * 0.2 and sidecar["limits"]["c/fast"] >= 0.05
+    assert len(sidecar["per_test_seconds"]["c/slow"]) == 2 and min(sidecar["per_test_seconds"]["c/slow"]) >= 0.1
+    result = runner.invoke(app, ["calibrate", str(path), "--out", str(in_tmp / "calibrated.jsonl"), "--k", "1", "--no-per-test"])
+    assert result.exit_code == 0, result.output
+    from codegym import problems
+
+    loaded = {p.task_id: p.time_limit for p in problems.load(in_tmp / "calibrated.jsonl")}
+    assert loaded["c/fast"] == 0.5 and loaded["c/slow"] >= 0.5 and loaded["c/wrong"] is None
+
+
 def test_doctor(in_tmp):
     result = runner.invoke(app, ["doctor"])
     assert result.exit_code == 0, result.output
     assert "Landlock" in result.output and "passed" in result.output
+    assert "seccomp" in result.output and "tmpfs" in result.output

@@ -167,3 +167,54 @@ def test_result_is_plain_data():
     result = ExecResult("failed", (True, False))
     assert result.n_tests == 2 and result.pass_ratio == 0.5 and not result.passed
     assert ExecResult("failed", ()).pass_ratio == 0.0
+
+
+def test_limits_come_from_the_problem_and_timeouts_under_them_are_rerun(in_tmp):
+    from codegym.problems import Problem
+
+    slow = "import time\n\ndef f(x):\n    time.sleep(0.6)\n    return x\n"
+    fast = Problem("t/fast", "def f(x):\n", "f", ["assert f(1) == 1"], "def f(x):\n    return x\n", time_limit=0.3)
+    with Executor(workers=2) as ex:
+        calibrated, given, default = ex.run_many([("def f(x):\n    return x\n", fast), (ADD, ["assert add(1, 2) == 3"], 2.0), (ADD, ["assert add(1, 2) == 3"])])
+        assert (calibrated.limit, calibrated.time_limit, calibrated.passed) == ("calibrated", 0.3, True)
+        assert (given.limit, given.time_limit) == ("given", 2.0) and (default.limit, default.time_limit) == ("default", 5.0)
+        assert ex.run("def f(x):\n    return x\n", fast, timeout=1.0).limit == "given"
+        late = ex.run(slow, fast)  # over the calibrated limit: re-run, and the generous default decides
+        assert late.passed and late.limit == "generous" and late.time_limit == 5.0
+        assert ex.reruns == 1
+        ex.rerun_timeouts = False  # EvalPlus's policy: the calibrated limit is final
+        final = ex.run(slow + "# once more\n", fast)
+        assert final.outcome == "timeout" and final.limit == "calibrated" and ex.reruns == 1
+
+
+def test_slowed_reference_on_a_loaded_pool_still_passes(in_tmp):
+    """A reference 3x slower than when it was calibrated, on a pool busy with looping programs,
+    still passes: its timeout under the calibrated limit is re-run under the generous default."""
+    from codegym.calibration import calibrate
+    from codegym.problems import Problem
+
+    reference = "import time\n\ndef f(x):\n    time.sleep(0.1 * SLOW)\n    return x\n"
+    problem = Problem("t/slow", "", "f", ["assert f(1) == 1", "assert f(2) == 2"], "SLOW = 1\n" + reference)
+    with Executor(workers=2) as ex:
+        (found,) = calibrate([problem], ex, k=1, t_min=0.05, factor=1.5, per_test=False)
+        assert found.outcome == "passed" and found.time_limit is not None
+        calibrated = Problem(problem.task_id, "", "f", problem.tests, problem.reference, time_limit=found.time_limit)
+        slowed = "SLOW = 3\n" + reference
+        load = ("def f(x):\n    while True:\n        pass\n", ["assert f(1) == 1"], 1.0)
+        jobs = [load, (slowed, calibrated), load, (slowed + "# 2\n", calibrated), (slowed + "# 3\n", calibrated)]
+        results = ex.run_many(jobs)
+        assert [r.passed for r in results] == [False, True, False, True, True]
+        assert ex.reruns == sum(r.limit == "generous" for r in results)
+
+
+def test_fail_fast_stops_at_the_first_failing_test(executor, in_tmp):
+    program = "import time\n\ndef f(x):\n    if x == 2:\n        time.sleep(30)\n    return [x + 1.0] if x == 1 else [x]\n"
+    tests = ["assert f(0) == [0]", "assert f(1) == [1]", "assert f(2) == [2]"]
+    stopped = executor.run(program, tests, timeout=10, fail_fast=True)  # the worker stops it at f(1)
+    assert stopped.outcome == "failed" and stopped.test_status == ("passed", "failed", "not_run")
+    raised = executor.run("def f(x):\n    raise ValueError\n", tests, fail_fast=True)  # the child stops itself
+    assert raised.test_status == ("error", "not_run", "not_run") and raised.test_passed == (False,) * 3
+    # values equal under == but encoded differently never stop a program
+    equal = "def f(x):\n    return [1.0, True, (2, 3), 10 ** 20]\n"
+    assert executor.run(equal, ["assert f(0) == [1, 1, (2, 3), 1e20]"] * 2, fail_fast=True).passed
+    assert executor.run(ADD, ["assert add(1, 2) == 3", "assert add(1, 1) == 2"], fail_fast=True).passed

@@ -19,7 +19,7 @@ import pytest
 
 from codegym.execution import Executor
 
-from .conftest import sandbox_leftovers
+from .conftest import ORDINARY_UID, is_root, sandbox_leftovers
 
 TESTS = ["assert f(7) == 5040", "assert f(3) == 6"]
 CORRECT = "import math\n\ndef f(n):\n    return math.factorial(n)\n"
@@ -310,3 +310,124 @@ def test_worker_killed_from_outside_is_replaced(in_tmp):
         assert result.passed or result.outcome == "runtime_error"
         assert ex.run(CORRECT + "\n# again\n", TESTS).passed
         assert ex.backend.worker_pids()[0] != pid
+
+
+# -- unix-domain sockets and disk use, as root (uid switch) and as an ordinary user (no switch) ----
+
+UNIX_ATTEMPTS = """
+import os, socket
+def attempts(path):
+    out = {}
+    def attempt(name, action):
+        try:
+            action()
+            out[name] = "done"
+        except OSError as exc:
+            out[name] = type(exc).__name__
+    def connect_stream():
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(path)
+        s.sendall(b"hello")
+    def pair_connect():
+        a, b = socket.socketpair()
+        a.connect(path)
+    def pair_sendto():
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        a.sendto(b"hello", path)
+    def pair_stream_sendto():
+        a, b = socket.socketpair()
+        a.sendto(b"hello", path)
+    def abstract():
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).connect("\\0codegym-test")
+    def inside():
+        a, b = socket.socketpair()
+        a.sendall(b"ping")
+        assert b.recv(4) == b"ping"
+    for name, action in [("connect", connect_stream), ("pair_connect", pair_connect), ("pair_dgram_sendto", pair_sendto),
+                         ("pair_stream_sendto", pair_stream_sendto), ("abstract", abstract), ("socketpair_inside", inside)]:
+        attempt(name, action)
+    return out
+"""
+
+DISK_FILL = """
+import os
+def fill():
+    written = 0
+    try:
+        for i in range(1000):
+            with open(f"fill{i}", "wb") as fh:
+                for _ in range(8):
+                    fh.write(b"x" * (1 << 20))
+                    fh.flush()
+                    written += 1 << 20
+    except OSError as exc:
+        return written, type(exc).__name__
+    return written, "no error"
+"""
+
+
+@pytest.fixture()
+def open_unix_socket():
+    """A listening unix socket any user may connect to (world-writable socket in a world-open directory)."""
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="codegym-unix-")
+    os.chmod(folder, 0o777)
+    path = os.path.join(folder, "open.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    os.chmod(path, 0o777)
+    server.listen(4)
+    server.settimeout(0.5)
+    abstract = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    abstract.bind("\0codegym-test")
+    abstract.listen(1)
+    yield path, server
+    server.close()
+    abstract.close()
+    os.unlink(path)
+    os.rmdir(folder)
+
+
+@pytest.fixture(params=["executor", "ordinary_executor"])
+def any_executor(request):
+    """The root pool (programs under a per-worker uid) and the ordinary-user pool (no uid switch)."""
+    ex = request.getfixturevalue(request.param)
+    caps = ex.capabilities()
+    if request.param == "ordinary_executor":
+        assert caps["sandbox_uid"] is None, "the ordinary-user pool must run programs without a uid switch"
+        if is_root():
+            assert caps["user_namespace"], "an ordinary user gets its mount namespace through a user namespace"
+    return ex
+
+
+def test_no_unix_sockets(any_executor, open_unix_socket, in_tmp):
+    path, server = open_unix_socket
+    caps = any_executor.capabilities()
+    assert caps["seccomp_unix_sockets"], "this kernel refused the seccomp filter; `codegym doctor` says more"
+    result = any_executor.evaluate(UNIX_ATTEMPTS, [f"attempts({path!r})", "os.getuid()", "open('/proc/self/status').read()"], timeout=10)
+    assert result.outcome == "ok", result
+    outcome = result.values[0].value
+    assert outcome.pop("socketpair_inside") == "done"  # a connected pair inside the program stays usable
+    assert all(v != "done" for v in outcome.values()), outcome
+    with pytest.raises(TimeoutError):
+        server.accept()
+    uid = result.values[1].value
+    assert uid != 0
+    if caps["sandbox_uid"] is None and is_root():
+        assert uid == ORDINARY_UID  # really the ordinary user's own uid, as it would be without root
+    status = dict(line.split(":\t", 1) for line in result.values[2].value.splitlines() if ":\t" in line)
+    for kind in ("CapEff", "CapPrm"):  # nothing but, as root's sandbox user, reading files (DAC_READ_SEARCH)
+        assert int(status[kind], 16) & ~(1 << 2) == 0, status[kind]
+
+
+def test_disk_use_is_bounded(any_executor, in_tmp):
+    caps = any_executor.capabilities()
+    assert caps["disk_bytes"], "no size-limited working directory on this machine; `codegym doctor` says more"
+    result = any_executor.evaluate(DISK_FILL, ["fill()", "os.listdir('.')"], timeout=20)
+    assert result.outcome == "ok", result
+    written, error = result.values[0].value
+    assert error == "OSError" and written <= caps["disk_bytes"], (written, error)
+    after = any_executor.evaluate("import os\n", ["os.listdir('.')", "os.statvfs('.').f_bfree * os.statvfs('.').f_frsize"])
+    assert after.values[0].value == []  # emptied for the next program
+    assert after.values[1].value >= caps["disk_bytes"] - (1 << 20)

@@ -62,12 +62,23 @@ GOOD = {"task_id": "t/1", "prompt": "def f(x):\n", "entry_point": "f", "tests": 
 def test_codegym_format_round_trip(tmp_path):
     original = [
         Problem("a", "def f(x):\n", "f", ("assert f(1) == 1",), "def f(x):\n    return x\n", split="train", metadata={"k": 1}),
-        Problem("b", "def g():\n", "g", ["assert g() is None"], test_setup="import math"),
+        Problem("b", "def g():\n", "g", ["assert g() is None"], test_setup="import math", time_limit=0.75),
     ]
     path = problems.write_jsonl(original, tmp_path / "sub" / "p.jsonl")
     assert problems.load(path) == original
     assert problems.load(path, split="train") == original[:1]
     assert [f.name for f in path.parent.iterdir()] == ["p.jsonl"]  # no temporary file left
+
+
+def test_time_limit_field_and_bundled_limits(tmp_path):
+    with pytest.raises(ProblemLoadError, match="field 'time_limit' must be a positive number"):
+        problems.load(_write(tmp_path / "neg.jsonl", [{**GOOD, "time_limit": 0}]))
+    with pytest.raises(ProblemLoadError, match="field 'time_limit' must be int or float"):
+        problems.load(_write(tmp_path / "str.jsonl", [{**GOOD, "time_limit": "1s"}]))
+    assert problems.load(_write(tmp_path / "ok.jsonl", [{**GOOD, "time_limit": 2}]))[0].time_limit == 2.0
+    for name in ("simple", "humaneval", "mbpp", "mbpp-sanitized"):  # shipped calibrated (codegym/data/limits/)
+        loaded = problems.load(name)
+        assert all(p.time_limit is not None and p.time_limit > 0 for p in loaded), name
 
 
 def test_gzip_and_json_array(tmp_path):

@@ -5,11 +5,12 @@
 outside the sandbox. `Limits` sets the resources of one program.
 """
 
-from codegym.execution.executor import EvalResult, Evaluated, Executor, default_executor
+from codegym.execution.executor import DEFAULT_TIMEOUT, EvalResult, Evaluated, Executor, default_executor
 from codegym.execution.pool import Backend, Limits, LocalPool, SandboxStartError
 from codegym.execution.result import OUTCOMES, ExecResult
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "OUTCOMES",
     "Backend",
     "EvalResult",

@@ -56,6 +56,11 @@ _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_KEEPCAPS = 8
 _CAP_DAC_READ_SEARCH = 2
 _CLONE_NEWNET = 0x40000000
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWUSER = 0x10000000
+_MS_NOSUID, _MS_NODEV, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x4000, 0x40000
+_MNT_DETACH = 2
+_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
 _SYS_LANDLOCK = {"create_ruleset": 444, "add_rule": 445, "restrict_self": 446}
 
 # Landlock access rights (linux/landlock.h).
@@ -67,6 +72,20 @@ _FS_FILE_ONLY = _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE
 _FS_READ = _FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR
 _NET_TCP = 1 | 2  # ABI 4: bind and connect
 _SCOPE_ALL = 1 | 2  # ABI 6: abstract unix sockets and signals
+
+
+# ------------------------------------------------------------------------------------------------
+# Profiling (``profile`` in the config; experiments/benchmarks/profile_sandbox.py): each stage of a
+# job writes its time into a shared page, which the header then carries. Off, a stage costs one test.
+
+_marks = None
+STAGES = ("fork", "session_and_descriptors", "rlimits", "landlock", "uid_switch", "harness", "exit_and_reap",
+          "kill_descendants", "clear_workdir")  # fmt: skip
+
+
+def _mark(i):
+    if _marks is not None:
+        struct.pack_into("d", _marks, 8 * i, time.perf_counter())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -178,6 +197,115 @@ def _become(uid, keep_read_search):
         os._exit(72)
 
 
+# Seccomp: no unix-domain sockets. Landlock does not cover connect() to a pathname socket, and as
+# an ordinary user the child shares the user's uid, so without this a program could reach the
+# session D-Bus, an ssh-agent or X11. socket(AF_UNIX) is refused; socketpair() only for connected
+# stream/seqpacket pairs, which cannot be pointed at another address (connect and sendto with an
+# address fail on them); io_uring is refused because it can open and connect sockets without
+# passing these system calls. Any other architecture's calling convention is refused outright.
+_SECCOMP_ARCH = {  # machine: (AUDIT_ARCH, socket, socketpair, memfd_create, first x32 number or None)
+    "x86_64": (0xC000003E, 41, 53, 319, 0x40000000),
+    "aarch64": (0xC00000B7, 198, 199, 279, None),
+}
+_IO_URING = (425, 426, 427)  # io_uring_setup, io_uring_enter, io_uring_register (all architectures)
+_AF_UNIX, _SOCK_STREAM, _SOCK_SEQPACKET, _SOCK_TYPE_MASK = 1, 1, 5, 0xF
+_RET_ALLOW, _RET_KILL, _RET_EACCES = 0x7FFF0000, 0x80000000, 0x00050000 | 13
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def _seccomp_program(machine):
+    """The BPF program (list of (code, jt, jf, k)), or None on an architecture we have no table for."""
+    if machine not in _SECCOMP_ARCH:
+        return None
+    arch, sys_socket, sys_socketpair, sys_memfd, x32 = _SECCOMP_ARCH[machine]
+    ld, jeq, jge, ret, alu_and = 0x20, 0x15, 0x35, 0x06, 0x54
+    prog = [(ld, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, _RET_KILL), (ld, 0, 0, 0)]
+    if x32 is not None:
+        prog += [(jge, 0, 1, x32), (ret, 0, 0, _RET_EACCES)]
+    for nr in (*_IO_URING, sys_memfd):
+        prog += [(jeq, 0, 1, nr), (ret, 0, 0, _RET_EACCES)]
+    prog += [
+        (jeq, 2, 0, sys_socket),
+        (jeq, 5, 0, sys_socketpair),
+        (ret, 0, 0, _RET_ALLOW),
+        (ld, 0, 0, 16),  # socket: args[0], the domain
+        (jeq, 0, 1, _AF_UNIX),
+        (ret, 0, 0, _RET_EACCES),
+        (ret, 0, 0, _RET_ALLOW),
+        (ld, 0, 0, 24),  # socketpair: args[1], the type (flags masked off)
+        (alu_and, 0, 0, _SOCK_TYPE_MASK),
+        (jeq, 1, 0, _SOCK_STREAM),
+        (jeq, 0, 1, _SOCK_SEQPACKET),
+        (ret, 0, 0, _RET_ALLOW),
+        (ret, 0, 0, _RET_EACCES),
+    ]
+    return prog
+
+
+def _install_seccomp():
+    """Install the filter on this process (every child inherits it); False when the kernel refuses."""
+    prog = _seccomp_program(os.uname().machine)
+    if prog is None:
+        return False
+    filters = (_SockFilter * len(prog))(*(_SockFilter(*ins) for ins in prog))
+    fprog = _SockFprog(len(prog), filters)
+    return _libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# Namespaces: a private mount namespace whose working directory is a size-limited tmpfs, so the
+# total bytes a program writes are bounded (RLIMIT_FSIZE caps each file, not their sum).
+
+
+def _write_file(path, text):
+    with open(path, "w") as fh:
+        fh.write(text)
+
+
+def _enter_namespaces(cfg, caps):
+    """Unshare the mount (and network) namespace; as an ordinary user, inside a new user namespace
+    that maps only this uid. Sets caps["user_namespace"], caps["network_namespace"]; returns
+    whether a private mount namespace was entered."""
+    flags = _CLONE_NEWNS | (_CLONE_NEWNET if cfg["isolate_network"] else 0)
+    caps["user_namespace"] = False
+    if os.geteuid() != 0:
+        uid, gid = os.getuid(), os.getgid()
+        if _libc.unshare(_CLONE_NEWUSER) != 0:
+            caps["network_namespace"] = False
+            return False
+        _write_file("/proc/self/setgroups", "deny")
+        _write_file("/proc/self/uid_map", f"{uid} {uid} 1")
+        _write_file("/proc/self/gid_map", f"{gid} {gid} 1")
+        caps["user_namespace"] = True
+    if _libc.unshare(flags) == 0:
+        caps["network_namespace"] = bool(cfg["isolate_network"])
+        return True
+    caps["network_namespace"] = cfg["isolate_network"] and _libc.unshare(_CLONE_NEWNET) == 0
+    return False
+
+
+def _mount_tmpfs(workdir, size, uid):
+    """Make the mount tree private, then mount a tmpfs of ``size`` bytes on ``workdir``."""
+    if _libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+        return False
+    owner = f",uid={uid},gid={uid}" if uid is not None else ""
+    options = f"size={size},nr_inodes=4096,mode=0700{owner}".encode()
+    return _libc.mount(b"tmpfs", workdir.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options) == 0
+
+
+def _drop_capabilities():
+    """Drop every capability (a child in our own user namespace holds them all until now)."""
+    if _libc.capset(ctypes.byref(_CapHeader(0x20080522, 0)), (_CapData * 2)()) != 0:
+        os._exit(72)
+
+
 # ------------------------------------------------------------------------------------------------
 # The child: lock down, then run the harness. Nothing here returns.
 
@@ -246,7 +374,8 @@ def harness(job):
     statement). Messages: ["p", "syntax"|"ok"|"x", exc] for the program; then per step i
     [i, "v", encoded] (an expression's value), [i, "u"] (value not serializable),
     [i, "ok"] / [i, "f"] (a statement ran / raised AssertionError), [i, "x", exc] (raised);
-    then ["end"]. The program sees none of the expected values: those stay with the parent.
+    then ["end"]. With ``fail_fast`` the steps stop after the first that raised, failed or could
+    not be sent. The program sees none of the expected values: those stay with the parent.
     """
     sys.stdout = _Sink()
     try:
@@ -263,6 +392,7 @@ def harness(job):
         _message(["p", "x", _type(exc).__name__[:100]])
         _exit(0)
     _message(["p", "ok"])
+    fail_fast = job.get("fail_fast", False)
     for index, kind, source in job["steps"]:
         try:
             if kind in "et":
@@ -282,11 +412,25 @@ def harness(job):
             traceback.print_exc(file=sys.__stderr__)
             message = [index, "x", _type(exc).__name__[:100]]
         _message(message)
+        if fail_fast and message[1] in ("x", "f", "u"):
+            break  # fail fast: this test cannot pass, the rest are not run
+    _mark(6)
     _message(["end"])
     _exit(0)
 
 
+_SYS_CLOSE_RANGE = 436  # the same number on every architecture (Linux 5.9+)
+
+
+def _close_from(first):
+    """Close every descriptor from ``first`` up: one close_range(2) call where the kernel has it
+    (os.closerange falls back to 65,536 close() calls when Python was built without it: ~3 ms)."""
+    if _libc.syscall(_SYS_CLOSE_RANGE, first, 0xFFFFFFFF, 0) != 0:
+        os.closerange(first, 1 << 16)
+
+
 def _child(job, cfg, workdir, result_fd, stderr_fd, ruleset):
+    _mark(1)
     os.setsid()
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if ruleset >= 0:
@@ -298,10 +442,11 @@ def _child(job, cfg, workdir, result_fd, stderr_fd, ruleset):
     if ruleset >= 0:
         os.dup2(ruleset, 4)
         ruleset = 4
-    os.closerange(5 if ruleset >= 0 else 4, 1 << 16)
+    _close_from(5 if ruleset >= 0 else 4)
     os.chdir(workdir)
     if os.environ:  # the worker starts with an empty environment; this is the belt to its braces
         os.environ.clear()
+    _mark(2)
     limits = job["limits"]
     cpu = int(math.ceil(job["timeout"])) + 1
     for which, value in (
@@ -313,13 +458,18 @@ def _child(job, cfg, workdir, result_fd, stderr_fd, ruleset):
         (resource.RLIMIT_CORE, (0, 0)),
     ):
         resource.setrlimit(which, value)
+    _mark(3)
     confined = ruleset >= 0
     if confined:
         if _libc.syscall(_SYS_LANDLOCK["restrict_self"], ruleset, 0) != 0:
             os._exit(71)  # promised isolation could not be applied: refuse to run the program
         os.close(ruleset)
+    _mark(4)
     if cfg["uid"] is not None:
         _become(cfg["uid"], keep_read_search=confined)
+    elif cfg["drop_caps"]:
+        _drop_capabilities()
+    _mark(5)
     harness(job)
 
 
@@ -382,12 +532,56 @@ def _clear_dir(workdir):
                 pass
 
 
+_SCALARS = (type(None), bool, int, float, str)
+_CERTAINLY_NOT_SCALAR = ("t", "s", "z", "d", "b", "f")  # tags no None/bool/int/float/str is equal to
+
+
+def _differs(got, exp, depth=0):
+    """True only when the value the child encoded (``got``) is certainly not == the expected value
+    (``exp``, encoded by the parent from a literal of scalars, lists and tuples). Unsure: False."""
+    if depth > 50:
+        return False
+    if type(exp) is list or type(exp) is dict:  # a list, or {"t": [...]} a tuple
+        if type(exp) is list:
+            same_kind, items, want = type(got) is list, got, exp
+        else:
+            same_kind = type(got) is dict and list(got) == ["t"] and type(got["t"]) is list
+            items, want = (got["t"] if same_kind else None), exp["t"]
+        if not same_kind:
+            return True  # a list equals only a list, a tuple only a tuple
+        return len(items) != len(want) or any(_differs(g, e, depth + 1) for g, e in zip(items, want))
+    if type(got) in _SCALARS:
+        return got != exp  # these JSON scalars are the decoded values themselves
+    if type(got) is list:
+        return True
+    return type(got) is dict and len(got) == 1 and next(iter(got)) in _CERTAINLY_NOT_SCALAR
+
+
+def _first_wrong(payload, start, expect):
+    """(offset after the complete frames from ``start``, whether one of them is certainly wrong)."""
+    while len(payload) - start >= 4:
+        size = _HEADER.unpack_from(payload, start)[0]
+        if len(payload) - start - 4 < size:
+            break
+        body = bytes(payload[start + 4 : start + 4 + size])
+        start += 4 + size
+        try:
+            message = json.loads(body)
+        except ValueError:
+            continue  # malformed: the parent refuses the whole report
+        if type(message) is list and len(message) == 3 and message[1] == "v" and message[0] in expect:
+            if _differs(message[2], expect[message[0]]):
+                return start, True
+    return start, False
+
+
 def _run_job(job, cfg, workdir, ruleset):
     timeout = float(job["timeout"])
     cap = int(job["limits"]["message_bytes"])
     read_fd, write_fd = os.pipe()
-    stderr_fd = os.memfd_create("stderr")
+    stderr_fd = cfg["stderr"]
     start = time.monotonic()
+    _mark(0)
     pid = os.fork()
     if pid == 0:
         try:
@@ -402,8 +596,10 @@ def _run_job(job, cfg, workdir, ruleset):
     poller.register(pidfd, select.POLLIN)
     payload = bytearray()
     deadline = start + timeout
-    ended = timed_out = overflow = False
-    while not ended:
+    ended = timed_out = overflow = stopped = False
+    expect = {i: v for i, v in job.get("expect", ())} if job.get("fail_fast") else {}
+    scanned = 0
+    while not ended and not stopped:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             timed_out = True
@@ -416,6 +612,8 @@ def _run_job(job, cfg, workdir, ruleset):
                 if chunk:
                     payload += chunk
                     overflow = len(payload) > cap
+                    if expect and not overflow:
+                        scanned, stopped = _first_wrong(payload, scanned, expect)
                 else:
                     poller.unregister(read_fd)
         if overflow:
@@ -427,8 +625,9 @@ def _run_job(job, cfg, workdir, ruleset):
         except OSError:
             pass
     _, status = os.waitpid(pid, 0)
+    _mark(7)
     os.set_blocking(read_fd, False)
-    while len(payload) <= cap:
+    while len(payload) <= cap and not stopped:
         try:
             chunk = os.read(read_fd, 1 << 16)
         except BlockingIOError:
@@ -439,21 +638,27 @@ def _run_job(job, cfg, workdir, ruleset):
     os.close(read_fd)
     os.close(pidfd)
     _kill_descendants()
+    _mark(8)
     size = os.lseek(stderr_fd, 0, os.SEEK_END)
     os.lseek(stderr_fd, max(0, size - 4096), os.SEEK_SET)
     stderr_tail = os.read(stderr_fd, 4096).decode("utf-8", "replace")
-    os.close(stderr_fd)
+    os.ftruncate(stderr_fd, 0)
+    os.lseek(stderr_fd, 0, os.SEEK_SET)
     _clear_dir(workdir)
+    _mark(9)
     header = {
         "id": job["id"],
         "timed_out": timed_out,
         "overflow": overflow or len(payload) > cap,
+        "stopped": stopped,
         "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
         "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
         "duration": duration,
         "stderr_tail": stderr_tail,
     }
-    return header, bytes(payload[: cap + 1])
+    if _marks is not None:
+        header["stages"] = struct.unpack_from("10d", _marks)
+    return header, bytes(payload[: scanned if stopped else cap + 1])
 
 
 def _setup(cfg):
@@ -463,7 +668,7 @@ def _setup(cfg):
     # No program may gain privileges through execve (setuid binaries); inherited by every child.
     caps["no_new_privs"] = _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
     cfg["devnull"] = os.open("/dev/null", os.O_RDWR)
-    caps["network_namespace"] = _libc.unshare(_CLONE_NEWNET) == 0 if cfg["isolate_network"] else False
+    cfg["stderr"] = os.memfd_create("stderr")  # one per worker, emptied after each program
     if os.geteuid() == 0 and cfg["drop_privileges"]:
         cfg["uid"] = cfg["uid_base"] + os.getpid()
         cfg["nproc_base"] = 0
@@ -477,6 +682,12 @@ def _setup(cfg):
     os.mkdir(workdir, 0o700)
     if cfg["uid"] is not None:
         os.chown(workdir, cfg["uid"], cfg["uid"])
+    private_mounts = _enter_namespaces(cfg, caps)
+    caps["mount_namespace"] = private_mounts
+    disk = int(cfg["disk_bytes"])
+    cfg["tmpfs"] = private_mounts and _mount_tmpfs(workdir, disk, cfg["uid"])
+    caps["disk_bytes"] = disk if cfg["tmpfs"] else None
+    cfg["drop_caps"] = caps["user_namespace"]  # children of a user-namespace worker hold its capabilities
     abi = _landlock_abi() if cfg["landlock"] else 0
     ruleset = _landlock_ruleset(abi, workdir)
     caps["landlock_abi"] = abi if ruleset >= 0 else 0
@@ -485,12 +696,18 @@ def _setup(cfg):
     caps["landlock_signals"] = ruleset >= 0 and abi >= 6
     if ruleset >= 0:
         os.set_inheritable(ruleset, False)
+    caps["seccomp_unix_sockets"] = _install_seccomp() if cfg["seccomp"] else False
     caps["rlimits"] = ["cpu", "address_space", "file_size", "open_files", "processes", "core"]
     return base, workdir, ruleset, caps
 
 
 def main():
+    global _marks
     cfg = json.loads(sys.argv[1])
+    if cfg.get("profile"):
+        import mmap
+
+        _marks = mmap.mmap(-1, 4096)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the user's terminal is the parent's to handle
     base, workdir, ruleset, caps = _setup(cfg)
     _send(1, _dumps({"ready": True, "capabilities": caps}).encode())
@@ -505,6 +722,8 @@ def main():
             _send(1, payload)
     finally:
         _kill_descendants()
+        if cfg["tmpfs"]:
+            _libc.umount2(workdir.encode(), _MNT_DETACH)
         shutil.rmtree(base, ignore_errors=True)
 
 

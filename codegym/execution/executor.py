@@ -10,17 +10,48 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from codegym.execution.plans import Plan, judge, plan_test
 from codegym.execution.pool import Backend, Limits, LocalPool, RawJob, RawOutcome
 from codegym.execution.result import ExecResult
-from codegym.execution.values import MalformedValue, decode, loads
+from codegym.execution.values import MalformedValue, decode, encode_expected, loads
 
-__all__ = ["EvalResult", "Evaluated", "Executor", "default_executor"]
+if TYPE_CHECKING:
+    from codegym.problems import Problem
 
-Job = tuple[str, Sequence[str]] | tuple[str, Sequence[str], float]
+__all__ = ["DEFAULT_TIMEOUT", "EvalResult", "Evaluated", "Executor", "default_executor"]
+
+Job = tuple[str, "Sequence[str] | Problem"] | tuple[str, "Sequence[str] | Problem", float]
+
+DEFAULT_TIMEOUT = 5.0
+"""Seconds per program when neither the caller nor the problem gives a limit; also the generous
+limit a program that timed out under a calibrated limit is re-run under."""
+
+
+def _normal(job: Any, timeout: float | None) -> tuple[str, tuple[str, ...], float, str]:
+    """(program, tests, seconds, which limit) of a job: see `Executor.run_many`."""
+    if not isinstance(job, (tuple, list)) or len(job) not in (2, 3):
+        raise TypeError("a job is (program: str, tests: list[str] | Problem[, timeout: float])")
+    program, tests = job[0], job[1]
+    calibrated = getattr(tests, "time_limit", None)
+    if hasattr(tests, "tests") and hasattr(tests, "task_id"):  # a Problem
+        tests = tests.tests
+    tests = tuple(tests)
+    if not isinstance(program, str) or not all(isinstance(t, str) for t in tests):
+        raise TypeError("a job is (program: str, tests: list[str] | Problem[, timeout: float])")
+    if len(job) == 3:
+        seconds, which = float(job[2]), "given"
+    elif timeout is not None:
+        seconds, which = float(timeout), "given"
+    elif calibrated is not None:
+        seconds, which = float(calibrated), "calibrated"
+    else:
+        seconds, which = DEFAULT_TIMEOUT, "default"
+    if not seconds > 0:
+        raise ValueError(f"timeout must be positive, got {seconds}")
+    return program, tests, seconds, which
 
 
 @dataclass(frozen=True)
@@ -77,7 +108,7 @@ class _Parsed:
     complete: bool  # ended with ["end"] and a clean exit
 
 
-def _parse(raw: RawOutcome, expected_steps: Sequence[int]) -> _Parsed:
+def _parse(raw: RawOutcome, expected_steps: Sequence[int], fail_fast: bool = False) -> _Parsed:
     if raw.overflow:
         raise _Protocol("the program reported more than the message cap")
     messages = _messages(raw.payload)
@@ -95,7 +126,8 @@ def _parse(raw: RawOutcome, expected_steps: Sequence[int]) -> _Parsed:
     complete = False
     for position, message in enumerate(messages[1:], start=1):
         if message == ["end"]:
-            if position != len(messages) - 1 or len(steps) != len(expected_steps):
+            stopped_early = fail_fast and steps and _is_failure(messages[position - 1])
+            if position != len(messages) - 1 or (len(steps) != len(expected_steps) and not stopped_early):
                 raise _Protocol("end message out of place")
             complete = raw.exit_code == 0 and not raw.timed_out
             break
@@ -103,7 +135,14 @@ def _parse(raw: RawOutcome, expected_steps: Sequence[int]) -> _Parsed:
         if not (isinstance(message, list) and len(message) >= 2 and message[0] == index and index is not None):
             raise _Protocol("step message out of order")
         steps[index] = message
+    if raw.stopped and fail_fast and not complete and steps and not raw.timed_out:
+        complete = True  # the worker stopped it at a certainly wrong value: ended on purpose
     return _Parsed("ok", steps, complete)
+
+
+def _is_failure(message: Any) -> bool:
+    """A step message after which the fail-fast harness stops (raised, assertion failed, unsendable)."""
+    return isinstance(message, list) and len(message) >= 2 and message[1] in ("x", "f", "u")
 
 
 def _step_value(message: list[Any]) -> tuple[str, Any, str]:
@@ -138,6 +177,10 @@ class Executor:
             (``pip install 'codegym[ray]'``); or any `Backend` instance.
         address: with ``backend="ray"``, the cluster: None (the connected or a new local Ray
             instance), ``"auto"`` (a running cluster on this machine) or ``"ray://host:port"``.
+        rerun_timeouts: re-run a program that timed out under a calibrated limit once under
+            `DEFAULT_TIMEOUT` before ``timeout`` is final (default). Off, a calibrated limit is
+            final, as in EvalPlus: cheaper on programs that never end, but a verdict may then
+            depend on the machine's speed or load.
     """
 
     def __init__(
@@ -148,14 +191,18 @@ class Executor:
         cache_size: int = 4096,
         backend: Backend | str | None = None,
         address: str | None = None,
+        rerun_timeouts: bool = True,
     ) -> None:
         self.limits = limits or Limits()
-        self.backend: Backend = _backend(backend, workers, address)
+        self.rerun_timeouts = rerun_timeouts
+        self.backend: Backend = _backend(backend, workers, address, self.limits)
         self._cache: OrderedDict[str, ExecResult] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self._background: ThreadPoolExecutor | None = None
         self._closed = False
+        self.reruns = 0
+        """Programs re-run under `DEFAULT_TIMEOUT` after timing out under a calibrated limit."""
 
     def __enter__(self) -> Executor:
         return self
@@ -180,52 +227,90 @@ class Executor:
 
     # -- tests ----------------------------------------------------------------------------------
 
-    def run(self, program: str, tests: Sequence[str], timeout: float = 5.0) -> ExecResult:
-        """Run ``program`` then each test; the verdict is decided here, never by the program."""
-        return self.run_many([(program, tests)], timeout=timeout)[0]
+    def run(
+        self, program: str, tests: Sequence[str] | Problem, timeout: float | None = None, *, fail_fast: bool = False
+    ) -> ExecResult:
+        """Run ``program`` then each test; the verdict is decided here, never by the program.
 
-    def run_many(self, jobs: Iterable[Job], timeout: float = 5.0, progress: bool = False) -> list[ExecResult]:
-        """Run many (program, tests[, timeout]) jobs on all workers; results in input order."""
+        ``tests`` is a list of test snippets, or a `Problem` (its tests, and its calibrated
+        ``time_limit`` when ``timeout`` is not given). See `run_many` for how the limit is chosen.
+        """
+        return self.run_many([(program, tests)], timeout=timeout, fail_fast=fail_fast)[0]
+
+    def run_many(
+        self, jobs: Iterable[Job], timeout: float | None = None, progress: bool = False, *, fail_fast: bool = False
+    ) -> list[ExecResult]:
+        """Run many (program, tests[, timeout]) jobs on all workers; results in input order.
+
+        Each job's time limit, in this order: its own third element; else ``timeout``; else the
+        calibrated ``time_limit`` of a `Problem` given as its tests; else `DEFAULT_TIMEOUT`. A job
+        that times out under a calibrated limit below `DEFAULT_TIMEOUT` is re-run once under
+        `DEFAULT_TIMEOUT` before ``timeout`` is final, so a loaded or slow machine does not decide a verdict;
+        `ExecResult.limit` says which limit decided and `reruns` counts the re-runs.
+
+        ``fail_fast``: stop each program at its first failing test, for callers that only need
+        "all passed" (the binary reward, pass@k); the tests after it are ``not_run``. The worker
+        stops a ``CALL == LITERAL`` test only when the value certainly differs; the verdict is
+        still decided here.
+        """
         self._check_open()
-        normal = [(j[0], tuple(j[1]), float(j[2]) if len(j) > 2 else float(timeout)) for j in jobs]  # type: ignore[misc]
-        for program, tests, limit in normal:
-            if not isinstance(program, str) or not all(isinstance(t, str) for t in tests):
-                raise TypeError("a job is (program: str, tests: list[str][, timeout: float])")
-            if limit <= 0:
-                raise ValueError(f"timeout must be positive, got {limit}")
-        keys = [self._key(p, t, limit) for p, t, limit in normal]
+        normal = [_normal(j, timeout) for j in jobs]
+        keys = [self._key(p, t, limit, fail_fast) for p, t, limit, _ in normal]
         results: list[ExecResult | None] = [self._cached(k) for k in keys]
         todo = [i for i, r in enumerate(results) if r is None]
         plans = {i: [plan_test(t) for t in normal[i][1]] for i in todo}
-        raw_jobs = [
-            RawJob(
-                normal[i][0],
-                [(n, p.step, p.source) for n, p in enumerate(plans[i]) if p.kind != "const"],
-                normal[i][2],
-                self.limits,
-            )
-            for i in todo
-        ]
-        raws = self._run_raw(raw_jobs, progress, total=len(normal), done=len(normal) - len(todo))
+        raw_jobs = [self._raw_job(normal[i][0], plans[i], normal[i][2], fail_fast) for i in todo]
+        raws = self._run_raw(raw_jobs, progress, len(normal), len(normal) - len(todo))
         for i, raw in zip(todo, raws):
-            results[i] = self._verdict(plans[i], raw)
+            results[i] = self._verdict(plans[i], raw, normal[i][3], normal[i][2], fail_fast)
+        again = [
+            i for i in todo
+            if self.rerun_timeouts and normal[i][3] == "calibrated" and normal[i][2] < DEFAULT_TIMEOUT and results[i].outcome == "timeout"  # type: ignore[union-attr]
+        ]  # fmt: skip
+        if again:
+            with self._lock:
+                self.reruns += len(again)
+            raws = self._run_raw([self._raw_job(normal[i][0], plans[i], DEFAULT_TIMEOUT, fail_fast) for i in again], False, 0, 0)
+            for i, raw in zip(again, raws):
+                results[i] = self._verdict(plans[i], raw, "generous", DEFAULT_TIMEOUT, fail_fast)
+        for i in todo:
             self._remember(keys[i], results[i])  # type: ignore[arg-type]
         return results  # type: ignore[return-value]
 
-    def submit(self, jobs: Iterable[Job], timeout: float = 5.0) -> Future[list[ExecResult]]:
+    def _raw_job(self, program: str, plans: Sequence[Plan], limit: float, fail_fast: bool) -> RawJob:
+        steps = [(n, p.step, p.source) for n, p in enumerate(plans) if p.kind != "const"]
+        expect: dict[int, Any] = {}
+        if fail_fast:
+            for n, plan in enumerate(plans):
+                if plan.expect:
+                    try:
+                        expect[n] = encode_expected(plan.expect[0])
+                    except MalformedValue:
+                        pass
+        return RawJob(program, steps, limit, self.limits, fail_fast, expect)
+
+    def submit(
+        self, jobs: Iterable[Job], timeout: float | None = None, *, fail_fast: bool = False
+    ) -> Future[list[ExecResult]]:
         """`run_many` in the background: returns at once, so generation can overlap execution."""
         if self._background is None:
             self._background = ThreadPoolExecutor(1, thread_name_prefix="codegym-executor")
-        return self._background.submit(self.run_many, list(jobs), timeout)
+        return self._background.submit(self.run_many, list(jobs), timeout, fail_fast=fail_fast)
 
     @staticmethod
-    def _verdict(plans: Sequence[Plan], raw: RawOutcome) -> ExecResult:
+    def _verdict(plans: Sequence[Plan], raw: RawOutcome, limit: str, seconds: float, fail_fast: bool = False) -> ExecResult:
+        """The verdict on one raw outcome; ``limit`` and ``seconds`` name the time limit it ran under."""
+        result = Executor._judge(plans, raw, fail_fast)
+        return replace(result, limit=limit, time_limit=seconds)
+
+    @staticmethod
+    def _judge(plans: Sequence[Plan], raw: RawOutcome, fail_fast: bool) -> ExecResult:
         n = len(plans)
         status = ["not_run"] * n
         trusted = tuple(p.trusted for p in plans)
         stderr = raw.stderr_tail
         try:
-            parsed = _parse(raw, [i for i, p in enumerate(plans) if p.kind != "const"])
+            parsed = _parse(raw, [i for i, p in enumerate(plans) if p.kind != "const"], fail_fast)
         except _Protocol as exc:
             stderr += f"\n[codegym] verdict refused: {exc}"
             return ExecResult("runtime_error", (False,) * n, tuple(status), trusted, raw.duration, stderr)
@@ -252,12 +337,12 @@ class Executor:
 
     # -- values ---------------------------------------------------------------------------------
 
-    def evaluate(self, program: str, expressions: Sequence[str], timeout: float = 5.0) -> EvalResult:
+    def evaluate(self, program: str, expressions: Sequence[str], timeout: float = DEFAULT_TIMEOUT) -> EvalResult:
         """Run ``program``, then evaluate each expression in its namespace and return the values."""
         return self.evaluate_many([(program, expressions)], timeout=timeout)[0]
 
     def evaluate_many(
-        self, jobs: Iterable[tuple[str, Sequence[str]]], timeout: float = 5.0, progress: bool = False
+        self, jobs: Iterable[tuple[str, Sequence[str]]], timeout: float = DEFAULT_TIMEOUT, progress: bool = False
     ) -> list[EvalResult]:
         """`evaluate` for many (program, expressions) jobs on all workers; results in input order."""
         self._check_open()
@@ -305,8 +390,8 @@ class Executor:
             if bar is not None:
                 bar.close()
 
-    def _key(self, program: str, tests: Sequence[str], timeout: float) -> str:
-        blob = json.dumps([program, list(tests), timeout, self.limits.as_dict()])
+    def _key(self, program: str, tests: Sequence[str], timeout: float, fail_fast: bool = False) -> str:
+        blob = json.dumps([program, list(tests), timeout, self.limits.as_dict(), fail_fast])
         return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
     def _cached(self, key: str) -> ExecResult | None:
@@ -315,7 +400,7 @@ class Executor:
             if hit is None:
                 return None
             self._cache.move_to_end(key)
-        return ExecResult(hit.outcome, hit.test_passed, hit.test_status, hit.trusted, hit.duration, hit.stderr_tail, True)
+        return replace(hit, cached=True)
 
     def _remember(self, key: str, result: ExecResult) -> None:
         if self._cache_size <= 0:
@@ -329,7 +414,7 @@ class Executor:
 BACKENDS = ("local", "ray")
 
 
-def _backend(backend: Backend | str | None, workers: int | None, address: str | None) -> Backend:
+def _backend(backend: Backend | str | None, workers: int | None, address: str | None, limits: Limits) -> Backend:
     """The backend an `Executor` was asked for, by name or as an instance."""
     if backend == "ray":
         from codegym.execution.ray_backend import RayBackend
@@ -338,7 +423,7 @@ def _backend(backend: Backend | str | None, workers: int | None, address: str | 
     if address is not None:
         raise ValueError("address= is for backend='ray' (a Ray cluster); the local pool has no address")
     if backend is None or backend == "local":
-        return LocalPool(workers)
+        return LocalPool(workers, disk_bytes=limits.disk_bytes)
     if isinstance(backend, str):
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}, or pass a Backend instance")
     return backend

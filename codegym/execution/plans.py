@@ -101,6 +101,9 @@ class Plan:
     source: str = ""
     check: Callable[[Any], bool] | None = None
     verdict: bool = False
+    expect: tuple[Any, ...] = ()
+    """For ``CALL == EXPECTED``: (EXPECTED,), which lets the trusted worker stop a program at its
+    first certainly-wrong value under ``fail_fast`` (the verdict is still decided here)."""
 
     @property
     def trusted(self) -> bool:
@@ -149,10 +152,12 @@ def _value_plan(expr: ast.expr) -> Plan:
             if diff is not None:
                 call, e = diff
                 return Plan("value", ast.unparse(call), lambda got: compare(abs(got - e), expected))
-            return Plan("value", ast.unparse(left), lambda got: compare(got, expected))
+            expect = (expected,) if isinstance(expr.ops[0], ast.Eq) else ()
+            return Plan("value", ast.unparse(left), lambda got: compare(got, expected), expect=expect)
         left_ok, expected = _try_safe(left)
         if left_ok:
-            return Plan("value", ast.unparse(right), lambda got: compare(expected, got))
+            expect = (expected,) if isinstance(expr.ops[0], ast.Eq) else ()
+            return Plan("value", ast.unparse(right), lambda got: compare(expected, got), expect=expect)
         return Plan("statement", f"assert {ast.unparse(expr)}")
     if isinstance(expr, ast.Compare):
         return Plan("statement", f"assert {ast.unparse(expr)}")

@@ -44,6 +44,10 @@ class Limits:
     """Processes and threads the sandbox user may run at once."""
     message_bytes: int = 16 << 20
     """Cap on everything the child reports back."""
+    disk_bytes: int = 64 << 20
+    """Total bytes a program may keep in its working directory (the size of the worker's tmpfs,
+    set when the workers start; where the kernel allows no private mount, only ``file_size_bytes``
+    per file bounds writing)."""
 
     def as_dict(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -56,6 +60,11 @@ class RawJob:
     """(test index, "e" to evaluate an expression or "s" to run a statement, source)."""
     timeout: float
     limits: Limits
+    fail_fast: bool = False
+    """Stop at the first step that fails: the child stops itself after a step that raised, and the
+    worker stops it at the first value that certainly differs from its ``expect``."""
+    expect: dict[int, Any] = field(default_factory=dict)
+    """Step index -> the encoded expected value of a ``CALL == EXPECTED`` test (fail-fast only)."""
 
 
 @dataclass
@@ -70,6 +79,10 @@ class RawOutcome:
     duration: float = 0.0
     stderr_tail: str = ""
     worker_lost: bool = False
+    stopped: bool = False
+    """Fail fast: the worker stopped the child at a step whose value was certainly wrong."""
+    stages: tuple[float, ...] = ()
+    """With ``LocalPool(profile=True)``: the clock at each stage of the job (``_worker.STAGES``)."""
 
 
 class Backend(Protocol):
@@ -124,6 +137,14 @@ class LocalPool:
         isolate_network: give the workers an empty network namespace when the kernel allows it.
         drop_privileges: when running as root, run programs under an unprivileged uid.
         landlock: confine writes, TCP and signals with Landlock when the kernel has it.
+        seccomp: refuse unix-domain sockets (and io_uring, memfd) with a seccomp filter.
+        disk_bytes: size of each worker's tmpfs working directory, in its own mount namespace.
+        run_as: start the workers under this uid instead of the caller's (needs root). Programs then
+            run as that ordinary user, with no uid switch: how the tests exercise the non-root path.
+        python: the interpreter the workers run (default: this one). The worker needs only the
+            standard library, so any CPython >= 3.10 the workers' uid can read will do.
+        profile: record the clock at each stage of every job in `RawOutcome.stages`
+            (``experiments/benchmarks/profile_sandbox.py``).
     """
 
     def __init__(
@@ -133,6 +154,11 @@ class LocalPool:
         isolate_network: bool = True,
         drop_privileges: bool = True,
         landlock: bool = True,
+        seccomp: bool = True,
+        disk_bytes: int = Limits.disk_bytes,
+        run_as: int | None = None,
+        python: str | None = None,
+        profile: bool = False,
     ) -> None:
         self.size = workers or len(os.sched_getaffinity(0))
         if self.size < 1:
@@ -142,10 +168,17 @@ class LocalPool:
                 "isolate_network": isolate_network,
                 "drop_privileges": drop_privileges,
                 "landlock": landlock,
+                "seccomp": seccomp,
+                "disk_bytes": int(disk_bytes),
+                "profile": profile,
                 "uid_base": 200_000,
                 "tmp_root": tempfile.gettempdir(),
             }
         )
+        if run_as is not None and os.geteuid() != 0:
+            raise ValueError("run_as= starts workers under another uid, which needs root")
+        self._run_as = run_as
+        self._python = python or sys.executable
         self._workers: list[_Worker] = []
         self._closed = False
 
@@ -153,7 +186,7 @@ class LocalPool:
 
     def _spawn(self) -> _Worker:
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-X", "utf8", str(_WORKER_SCRIPT), self._config],
+            [self._python, "-I", "-X", "utf8", str(_WORKER_SCRIPT), self._config],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -161,6 +194,9 @@ class LocalPool:
             cwd="/",
             close_fds=True,
             start_new_session=True,
+            user=self._run_as,
+            group=self._run_as,
+            extra_groups=[] if self._run_as is not None else None,
         )
         return _Worker(proc, {})
 
@@ -279,6 +315,9 @@ class LocalPool:
             "timeout": job.timeout,
             "limits": job.limits.as_dict(),
         }
+        if job.fail_fast:
+            body["fail_fast"] = True
+            body["expect"] = [[i, v] for i, v in job.expect.items()]
         worker.job = index
         worker.deadline = time.monotonic() + job.timeout + _GRACE
         worker.frames.clear()
@@ -312,6 +351,8 @@ def _outcome(frames: list[bytes]) -> RawOutcome:
         signal=header["signal"],
         duration=header["duration"],
         stderr_tail=header["stderr_tail"],
+        stopped=header.get("stopped", False),
+        stages=tuple(header.get("stages", ())),
     )
 
 

@@ -25,6 +25,10 @@ class ExecResult:
         duration: wall-clock seconds the sandboxed child ran.
         stderr_tail: the last few KiB the program wrote to stderr (tracebacks included).
         cached: the result came from the executor's cache.
+        limit: which time limit decided: ``given`` (by the caller), ``calibrated`` (the problem's
+            ``time_limit``), ``default`` (`DEFAULT_TIMEOUT`, no limit given) or ``generous`` (the
+            default, on the re-run after a timeout under the calibrated limit).
+        time_limit: the seconds of that limit.
     """
 
     outcome: str
@@ -34,6 +38,8 @@ class ExecResult:
     duration: float = 0.0
     stderr_tail: str = ""
     cached: bool = False
+    limit: str = "given"
+    time_limit: float = 0.0
 
     @property
     def passed(self) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["MalformedValue", "decode"]
+__all__ = ["MalformedValue", "decode", "encode_expected"]
 
 
 class MalformedValue(ValueError):
@@ -88,3 +88,20 @@ def loads(data: bytes) -> Any:
         return json.loads(data)
     except (ValueError, RecursionError) as exc:
         raise MalformedValue(str(exc)) from None
+
+
+def encode_expected(value: Any, depth: int = 0) -> Any:
+    """The harness encoding of an expected value made only of None, bool, int, float, str, lists and
+    tuples (what the worker's fail-fast check compares exactly); `MalformedValue` for anything else."""
+    if depth > 50:
+        raise MalformedValue("too deep")
+    t = type(value)
+    if value is None or t in (bool, str) or (t is int and -(2**53) < value < 2**53):
+        return value
+    if t is float and value == value and value not in (float("inf"), float("-inf")):
+        return value
+    if t is list:
+        return [encode_expected(v, depth + 1) for v in value]
+    if t is tuple:
+        return {"t": [encode_expected(v, depth + 1) for v in value]}
+    raise MalformedValue(f"no fail-fast check for {t.__name__}")

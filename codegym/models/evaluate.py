@@ -63,7 +63,7 @@ def problem_pass_at_k(
     temperature: float = 0.8,
     max_new_tokens: int = 128,
     seed: int = 0,
-    timeout: float = 5.0,
+    timeout: float | None = None,
 ) -> dict[str, float]:
     """Mean pass@k over ``problems`` (unbiased, ``n`` samples each), plus the parse rate of the samples."""
     from codegym import scoring
@@ -73,7 +73,7 @@ def problem_pass_at_k(
                                   temperature=temperature, seed=seed)
     flat = [(p, c) for p, row in zip(problems, completions) for c in row]
     with Executor() as executor:
-        scores = scoring.score([p for p, _ in flat], [c for _, c in flat], reward="binary", executor=executor, timeout=timeout, mode="body")
+        scores = scoring.score([p for p, _ in flat], [c for _, c in flat], reward="binary", executor=executor, timeout=timeout, mode="body", fail_fast=True)
     results = [s.result for s in scores]
     passed = [sum(r.passed for r in results[i * n : (i + 1) * n]) for i in range(len(problems))]
     report = {f"pass@{k}": sum(pass_at_k(n, c, k) for c in passed) / len(problems) for k in ks if k <= n}
