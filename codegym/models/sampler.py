@@ -9,7 +9,8 @@ log-probability of each id under the distribution it was drawn from. Two engines
   prompt is prefilled once and its KV cache is copied to its ``counts[i]`` rows (``transformers``
   prefills every copy); the cache is allocated once for prompt + ``max_new_tokens``; rows that ended
   their function are compacted out of the batch once they are a quarter of it (a compaction copies
-  the whole cache, so compacting at every finished row costs more than it saves); the per-token work
+  the whole cache: compacting at every finished row measured slower, never compacting 1.6x slower,
+  on 8 MBPP prompts x 8 samples); the per-token work
   is a few tensor operations plus one "how many rows ended" read.
 - **``transformers.generate``** for any other model (``output_scores`` gives the processed scores the
   token was drawn from).
@@ -67,9 +68,9 @@ def supports_fast_sampling(model: PreTrainedModel) -> bool:
     pre-allocated `StaticCache` (``_can_compile_fullgraph``, which the library sets for such models) of
     full-attention layers only (sliding-window and recurrent layers take the ``generate`` path)."""
     config = model.config
-    if config.is_encoder_decoder or getattr(config, "add_cross_attention", False) or getattr(model, "_is_stateful", False):
+    if config.is_encoder_decoder or getattr(config, "add_cross_attention", False):
         return False
-    if not getattr(model, "_can_compile_fullgraph", False):
+    if getattr(model, "_is_stateful", False) or not getattr(model, "_can_compile_fullgraph", False):
         return False
     parameters = inspect.signature(model.forward).parameters
     if not ("cache" in parameters or "past_key_values" in parameters) or "position_ids" not in parameters:
@@ -116,7 +117,8 @@ def _pick(logits: torch.Tensor, temperature: float, top_p: float) -> tuple[torch
 
 def _draw(probs: torch.Tensor) -> torch.Tensor:
     """One token per row of ``probs`` by inverting its cumulative sum at a uniform draw: one random number
-    per row (``torch.multinomial`` costs more than the model's forward pass here). Tokens of probability
+    per row (``torch.multinomial`` drew a random number per vocabulary entry and cost a fifth of the
+    model's forward pass here). Tokens of probability
     0 are never drawn: their cumulative sum is flat and the search goes past it."""
     cumulative = probs.cumsum(-1)
     point = torch.rand(probs.shape[0], 1, device=probs.device, dtype=cumulative.dtype) * cumulative[:, -1:]
@@ -132,14 +134,17 @@ def _nucleus(logprobs: torch.Tensor, top_p: float) -> torch.Tensor:
     return logprobs.masked_fill(drop, float("-inf")).log_softmax(-1)
 
 
-def _forward(model: PreTrainedModel, options: dict, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+def _forward(model: PreTrainedModel, options: dict, input_ids: torch.Tensor, mask: torch.Tensor,
+             positions: torch.Tensor) -> torch.Tensor:
     """Float32 logits of the last position; ``options`` holds the cache (and ``logits_to_keep`` where accepted)."""
     out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, **options)
     return out.logits[:, -1].float()
 
 
 @torch.inference_mode()
-def _sample_loop(model, input_ids, attention_mask, counts, at_line_start, rule, max_new_tokens, temperature, top_p, pad_id):
+def _sample_loop(model, input_ids, attention_mask, counts, at_line_start, rule, max_new_tokens, temperature, top_p,
+                 pad_id):
+    """codegym's loop (see the module docstring); returns (ids, log-probs, lengths) with one row per completion."""
     device = input_ids.device
     prompts, length = input_ids.shape
     parameters = inspect.signature(model.forward).parameters
@@ -213,14 +218,17 @@ class EndOfFunction(StoppingCriteria):
 
 
 @torch.inference_mode()
-def _sample_generate(model, input_ids, attention_mask, counts, at_line_start, rule, max_new_tokens, temperature, top_p, pad_id):
+def _sample_generate(model, input_ids, attention_mask, counts, at_line_start, rule, max_new_tokens, temperature, top_p,
+                     pad_id):
+    """``transformers.generate`` on the prompts repeated ``counts`` times; returns what `_sample_loop` returns."""
     expand = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts)).to(input_ids.device)
     stops = EndOfFunction(rule, at_line_start.to(input_ids.device)[expand], max_new_tokens)
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} if temperature > 0 else {"do_sample": False}
+    sampling = ({"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} if temperature > 0
+                else {"do_sample": False})
     out = model.generate(
         input_ids=input_ids[expand], attention_mask=attention_mask[expand], max_new_tokens=max_new_tokens,
-        pad_token_id=pad_id, eos_token_id=rule.is_end.nonzero().flatten().tolist(), stopping_criteria=[stops], use_cache=True, output_scores=True,
-        return_dict_in_generate=True, **sampling,
+        pad_token_id=pad_id, eos_token_id=rule.is_end.nonzero().flatten().tolist(), stopping_criteria=[stops],
+        use_cache=True, output_scores=True, return_dict_in_generate=True, **sampling,
     )
     ids = out.sequences[:, input_ids.shape[1]:]
     scores = torch.stack(out.scores, dim=1).float()  # rows × steps × vocabulary, as processed for drawing

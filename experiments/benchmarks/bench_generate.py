@@ -10,7 +10,9 @@ the end of its function (`codegym.models.sampler.EndOfFunction` for ``generate``
 
 ``Policy.sample`` also returns each sample's text, ids and behaviour log-probs; ``generate``'s side
 decodes its texts. A completed sample is one returned completion. The last line is one JSON object
-with ``ratio_n8``, ``ratio_n1`` (sample / generate) and the samples/s of both sides.
+with ``ratio_n8``, ``ratio_n1`` (samples/s of sample / generate, wall clock) and the samples/s of both
+sides; ``cpu_ratio_*`` compares the CPU time of the process instead, a check on a machine shared with
+other jobs, where the wall clock of either side depends on what else runs.
 
     python experiments/benchmarks/bench_generate.py
 """
@@ -63,26 +65,29 @@ def main() -> None:
     result: dict[str, float] = {}
     offset = 0
     for name, n_prompts, n in (("n8", 8, 8), ("n1", 16, 1)):
-        timing = {"sample_s": 0.0, "hf_s": 0.0, "samples": 0, "ended_early": 0}
+        timing = {"sample_s": 0.0, "hf_s": 0.0, "sample_cpu_s": 0.0, "hf_cpu_s": 0.0, "samples": 0, "ended_early": 0}
         for repeat in range(args.repeats):
             chunk = prompts[offset : offset + n_prompts]
             offset += n_prompts
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             samples = policy.sample(chunk, n=n, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                                     seed=args.seed + repeat)
             timing["sample_s"] += time.perf_counter() - start
+            timing["sample_cpu_s"] += time.process_time() - cpu
             timing["samples"] += sum(len(row) for row in samples)
             timing["ended_early"] += sum(len(s.token_ids) < args.max_new_tokens for row in samples for s in row)
             torch.manual_seed(args.seed + repeat)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             with torch.no_grad():
                 texts = _hf_generate(policy, chunk, n, args.max_new_tokens, args.temperature)
             timing["hf_s"] += time.perf_counter() - start
+            timing["hf_cpu_s"] += time.process_time() - cpu
             assert len(texts) == n_prompts * n
         sample_rate = timing["samples"] / timing["sample_s"]
         hf_rate = timing["samples"] / timing["hf_s"]
         result |= {f"sample_samples_per_s_{name}": round(sample_rate, 2), f"hf_generate_samples_per_s_{name}": round(hf_rate, 2),
                    f"ratio_{name}": round(sample_rate / hf_rate, 3),
+                   f"cpu_ratio_{name}": round(timing["hf_cpu_s"] / timing["sample_cpu_s"], 3),
                    f"ended_early_share_{name}": round(timing["ended_early"] / timing["samples"], 3)}
         print(f"{n_prompts} prompts x n={n}: Policy.sample {sample_rate:7.2f} samples/s, transformers.generate "
               f"{hf_rate:7.2f} samples/s, ratio {sample_rate / hf_rate:.2f}")
