@@ -27,21 +27,21 @@ import torch
 
 from codegym import problems
 from codegym.models import load_policy
-from codegym.models.sampler import EndOfFunction
+from codegym.models.policy import line_flags
+from codegym.models.sampler import EndOfFunction, StopRule
 
 
-def _hf_generate(policy, prompts: list[str], n: int, max_new_tokens: int, temperature: float) -> list[str]:
+def _hf_generate(policy, rule: StopRule, prompts: list[str], n: int, max_new_tokens: int, temperature: float) -> list[str]:
     """``transformers.generate`` with ``num_return_sequences=n`` and the same end-of-function stopping."""
     tokenizer = policy.tokenizer
     heads = [p.rstrip() for p in prompts]
     enc = tokenizer(heads, return_tensors="pt", padding=True, truncation=True,
                     max_length=policy.context - max_new_tokens).to(policy.device)
-    policy.sample([], n=1)  # builds the policy's stop rule once
     at_line_start = torch.tensor([h.endswith("\n") for h in heads for _ in range(n)])
     out = policy.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature, top_p=1.0,
                                 top_k=0, num_return_sequences=n, eos_token_id=policy.stop_ids,
                                 pad_token_id=tokenizer.pad_token_id, use_cache=True,
-                                stopping_criteria=[EndOfFunction(policy._rule, at_line_start, max_new_tokens)])
+                                stopping_criteria=[EndOfFunction(rule, at_line_start, max_new_tokens)])
     return tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
@@ -58,9 +58,10 @@ def main() -> None:
     prompts = [p.prompt for p in problems.load("mbpp")]
     print(f"model {args.model} on {policy.device}, {torch.get_num_threads()} threads, "
           f"{sum(p.numel() for p in policy.model.parameters()) / 1e6:.1f}M parameters")
+    rule = StopRule.build(line_flags(policy.tokenizer), policy.stop_ids, policy.device)  # built once, as the policy does
     with torch.no_grad():  # warm-up of both sides
         policy.sample(prompts[:2], n=2, max_new_tokens=8, seed=args.seed)
-        _hf_generate(policy, prompts[:2], 2, 8, args.temperature)
+        _hf_generate(policy, rule, prompts[:2], 2, 8, args.temperature)
 
     result: dict[str, float] = {}
     offset = 0
@@ -79,7 +80,7 @@ def main() -> None:
             torch.manual_seed(args.seed + repeat)
             start, cpu = time.perf_counter(), time.process_time()
             with torch.no_grad():
-                texts = _hf_generate(policy, chunk, n, args.max_new_tokens, args.temperature)
+                texts = _hf_generate(policy, rule, chunk, n, args.max_new_tokens, args.temperature)
             timing["hf_s"] += time.perf_counter() - start
             timing["hf_cpu_s"] += time.process_time() - cpu
             assert len(texts) == n_prompts * n
