@@ -14,7 +14,8 @@ with ``ratio_n8``, ``ratio_n1`` (samples/s of sample / generate, wall clock) and
 sides; ``cpu_ratio_*`` compares the CPU time of the process instead, a check on a machine shared with
 other jobs, where the wall clock of either side depends on what else runs.
 
-    python experiments/benchmarks/bench_generate.py
+    python experiments/benchmarks/bench_generate.py                # 1 torch thread, as the agents sample
+    python experiments/benchmarks/bench_generate.py --threads 0    # torch's default (one per core)
 """
 
 from __future__ import annotations
@@ -52,7 +53,11 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per setting and side, on different prompts")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads; 1 as codegym's agents and `compare` use on 2 cores (0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     policy = load_policy(args.model)
     prompts = [p.prompt for p in problems.load("mbpp")]
