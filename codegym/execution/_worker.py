@@ -718,8 +718,8 @@ def main():
             if body is None:
                 break
             header, payload = _run_job(json.loads(body), cfg, workdir, ruleset)
-            _send(1, _dumps(header).encode())
-            _send(1, payload)
+            head = _dumps(header).encode()  # both frames in one write: one wake-up of the parent
+            _write_all(1, _HEADER.pack(len(head)) + head + _HEADER.pack(len(payload)) + payload)
     finally:
         _kill_descendants()
         if cfg["tmpfs"]:
