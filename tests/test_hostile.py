@@ -421,6 +421,22 @@ def test_no_unix_sockets(any_executor, open_unix_socket, in_tmp):
         assert int(status[kind], 16) & ~(1 << 2) == 0, status[kind]
 
 
+NEW_NAMESPACE = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+def escape():
+    # a user and mount namespace of its own would let a program mount an unbounded tmpfs
+    out = [libc.unshare(0x10000000 | 0x20000), libc.syscall(56 if os.uname().machine == "x86_64" else 220, 0x10000000 | 17, 0, 0, 0, 0)]
+    return out + [libc.mount(b"tmpfs", b".", b"tmpfs", 0, b"size=1g")]
+"""
+
+
+def test_no_new_namespaces_or_mounts(any_executor, in_tmp):
+    result = any_executor.evaluate(NEW_NAMESPACE, ["escape()"], timeout=10)
+    assert result.outcome == "ok", result
+    assert result.values[0].value == [-1, -1, -1]
+
+
 def test_disk_use_is_bounded(any_executor, in_tmp):
     caps = any_executor.capabilities()
     assert caps["disk_bytes"], "no size-limited working directory on this machine; `codegym doctor` says more"
