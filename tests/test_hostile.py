@@ -207,6 +207,26 @@ def test_attack_does_not_pass(name, executor, in_tmp):
     _check_clean_after(executor)
 
 
+def test_forged_frames_do_not_break_the_fail_fast_reader(executor, in_tmp):
+    """Under fail fast the trusted worker reads the child's frames as they come: nested, unhashable
+    or garbage frames must neither crash it nor pass the program."""
+    program = textwrap.dedent("""
+        import json, os, struct
+        def frame(body):
+            return struct.pack(">I", len(body)) + body
+        os.write(3, frame(b"[" * 200000) + frame(json.dumps([[0], "v", 5040]).encode()) + frame(b"\\xff\\x00"))
+        os.write(3, frame(json.dumps([0, "v", [[[[1]]]] * 3]).encode()) + frame(json.dumps(["p", "ok"]).encode()))
+        def f(n):
+            return 5040
+    """)
+    executor.capabilities()  # the pool is started
+    workers = executor.backend.worker_pids()
+    result = executor.run(program, TESTS, timeout=TIMEOUT, fail_fast=True)
+    assert result.outcome != "passed" and not any(result.test_passed), result
+    assert executor.backend.worker_pids() == workers  # no worker died on the frames
+    _check_clean_after(executor)
+
+
 def test_kill_of_the_executor_process_is_refused(executor, in_tmp):
     program = f"import os, signal\nos.kill({os.getpid()}, signal.SIGKILL)\nos.killpg({os.getpgid(0)}, signal.SIGKILL)\n"
     result = executor.run(program, TESTS, timeout=TIMEOUT)

@@ -580,9 +580,9 @@ def _first_wrong(payload, start, expect):
         start += 4 + size
         try:
             message = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue  # malformed: the parent refuses the whole report
-        if type(message) is list and len(message) == 3 and message[1] == "v" and message[0] in expect:
+        if type(message) is list and len(message) == 3 and type(message[0]) is int and message[1] == "v" and message[0] in expect:
             if _differs(message[2], expect[message[0]]):
                 return start, True
     return start, False
