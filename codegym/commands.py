@@ -141,7 +141,7 @@ def doctor() -> None:
         ("writes only in the temporary directory (Landlock)", _yes(caps["landlock_filesystem"])),
         ("no TCP bind/connect (Landlock)", _yes(caps["landlock_network"])),
         ("no signals to outside processes (Landlock scope)", _yes(caps["landlock_signals"])),
-        ("no unix-domain sockets, io_uring or memfd (seccomp)", _yes(caps["seccomp_unix_sockets"])),
+        ("no unix-domain sockets, io_uring, memfd or new namespaces (seccomp)", _yes(caps["seccomp_unix_sockets"])),
         ("private mount namespace" + (" (in a user namespace)" if caps["user_namespace"] else ""), _yes(caps["mount_namespace"])),
         (
             "total bytes written (tmpfs working directory)",

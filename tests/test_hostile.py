@@ -207,6 +207,26 @@ def test_attack_does_not_pass(name, executor, in_tmp):
     _check_clean_after(executor)
 
 
+def test_forged_frames_do_not_break_the_fail_fast_reader(executor, in_tmp):
+    """Under fail fast the trusted worker reads the child's frames as they come: nested, unhashable
+    or garbage frames must neither crash it nor pass the program."""
+    program = textwrap.dedent("""
+        import json, os, struct
+        def frame(body):
+            return struct.pack(">I", len(body)) + body
+        os.write(3, frame(b"[" * 200000) + frame(json.dumps([[0], "v", 5040]).encode()) + frame(b"\\xff\\x00"))
+        os.write(3, frame(json.dumps([0, "v", [[[[1]]]] * 3]).encode()) + frame(json.dumps(["p", "ok"]).encode()))
+        def f(n):
+            return 5040
+    """)
+    executor.capabilities()  # the pool is started
+    workers = executor.backend.worker_pids()
+    result = executor.run(program, TESTS, timeout=TIMEOUT, fail_fast=True)
+    assert result.outcome != "passed" and not any(result.test_passed), result
+    assert executor.backend.worker_pids() == workers  # no worker died on the frames
+    _check_clean_after(executor)
+
+
 def test_kill_of_the_executor_process_is_refused(executor, in_tmp):
     program = f"import os, signal\nos.kill({os.getpid()}, signal.SIGKILL)\nos.killpg({os.getpgid(0)}, signal.SIGKILL)\n"
     result = executor.run(program, TESTS, timeout=TIMEOUT)
@@ -419,6 +439,22 @@ def test_no_unix_sockets(any_executor, open_unix_socket, in_tmp):
     status = dict(line.split(":\t", 1) for line in result.values[2].value.splitlines() if ":\t" in line)
     for kind in ("CapEff", "CapPrm"):  # nothing but, as root's sandbox user, reading files (DAC_READ_SEARCH)
         assert int(status[kind], 16) & ~(1 << 2) == 0, status[kind]
+
+
+NEW_NAMESPACE = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+def escape():
+    # a user and mount namespace of its own would let a program mount an unbounded tmpfs
+    out = [libc.unshare(0x10000000 | 0x20000), libc.syscall(56 if os.uname().machine == "x86_64" else 220, 0x10000000 | 17, 0, 0, 0, 0)]
+    return out + [libc.mount(b"tmpfs", b".", b"tmpfs", 0, b"size=1g")]
+"""
+
+
+def test_no_new_namespaces_or_mounts(any_executor, in_tmp):
+    result = any_executor.evaluate(NEW_NAMESPACE, ["escape()"], timeout=10)
+    assert result.outcome == "ok", result
+    assert result.values[0].value == [-1, -1, -1]
 
 
 def test_disk_use_is_bounded(any_executor, in_tmp):

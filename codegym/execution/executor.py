@@ -245,8 +245,9 @@ class Executor:
         Each job's time limit, in this order: its own third element; else ``timeout``; else the
         calibrated ``time_limit`` of a `Problem` given as its tests; else `DEFAULT_TIMEOUT`. A job
         that times out under a calibrated limit below `DEFAULT_TIMEOUT` is re-run once under
-        `DEFAULT_TIMEOUT` before ``timeout`` is final, so a loaded or slow machine does not decide a verdict;
-        `ExecResult.limit` says which limit decided and `reruns` counts the re-runs.
+        `DEFAULT_TIMEOUT` before ``timeout`` is final (unless ``rerun_timeouts=False``), so a loaded
+        or slow machine does not decide a verdict; `ExecResult.limit` says which limit decided and
+        `reruns` counts the re-runs.
 
         ``fail_fast``: stop each program at its first failing test, for callers that only need
         "all passed" (the binary reward, pass@k); the tests after it are ``not_run``. The worker
@@ -263,10 +264,7 @@ class Executor:
         raws = self._run_raw(raw_jobs, progress, len(normal), len(normal) - len(todo))
         for i, raw in zip(todo, raws):
             results[i] = self._verdict(plans[i], raw, normal[i][3], normal[i][2], fail_fast)
-        again = [
-            i for i in todo
-            if self.rerun_timeouts and normal[i][3] == "calibrated" and normal[i][2] < DEFAULT_TIMEOUT and results[i].outcome == "timeout"  # type: ignore[union-attr]
-        ]  # fmt: skip
+        again = [i for i in todo if self._provisional(normal[i][3], normal[i][2], results[i])]  # type: ignore[arg-type]
         if again:
             with self._lock:
                 self.reruns += len(again)
@@ -276,6 +274,10 @@ class Executor:
         for i in todo:
             self._remember(keys[i], results[i])  # type: ignore[arg-type]
         return results  # type: ignore[return-value]
+
+    def _provisional(self, which: str, seconds: float, result: ExecResult) -> bool:
+        """A timeout under a calibrated limit below the default: re-run before it is final."""
+        return self.rerun_timeouts and which == "calibrated" and seconds < DEFAULT_TIMEOUT and result.outcome == "timeout"
 
     def _raw_job(self, program: str, plans: Sequence[Plan], limit: float, fail_fast: bool) -> RawJob:
         steps = [(n, p.step, p.source) for n, p in enumerate(plans) if p.kind != "const"]
