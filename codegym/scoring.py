@@ -119,15 +119,15 @@ def score(
     timeout: float | None = None,
     mode: str = "auto",
     special_tokens: Iterable[str] = (),
-    fail_fast: bool = False,
+    fail_fast: bool | None = None,
 ) -> list[Score]:
     """Run ``completions[i]`` of ``problems[i]`` in the sandbox as one batch and score each.
 
     ``reward``: a registered name or a callable (`codegym.rewards`); ``executor``: the sandbox pool
     (default: the shared one); ``timeout``: seconds per program (None: each problem's calibrated
     ``time_limit``, else the executor's default); ``mode``: how completions become programs
-    (`program`); ``fail_fast``: stop each program at its first failing test (for rewards and
-    metrics where only "all passed" counts, e.g. pass@k). Returns one `Score` per completion, in order.
+    (`program`); ``fail_fast``: stop each program at its first failing test, for rewards and
+    metrics where only "all passed" counts (None, the default: on for the ``binary`` reward only). Returns one `Score` per completion, in order.
     """
     return submit(
         problems, completions, reward=reward, executor=executor, timeout=timeout, mode=mode, special_tokens=special_tokens, fail_fast=fail_fast
@@ -143,7 +143,7 @@ def submit(
     timeout: float | None = None,
     mode: str = "auto",
     special_tokens: Iterable[str] = (),
-    fail_fast: bool = False,
+    fail_fast: bool | None = None,
 ) -> Future[list[Score]]:
     """`score` in the background: returns a Future at once, so sampling can overlap the sandbox run."""
     problems, completions = list(problems), list(completions)
@@ -152,6 +152,8 @@ def submit(
     fn = get_reward(reward)  # an unknown name fails here, before anything runs
     tokens = tuple(special_tokens)
     jobs = [(program(p, c, mode=mode, special_tokens=tokens), p) for p, c in zip(problems, completions)]  # the problem carries its limit
+    if fail_fast is None:
+        fail_fast = reward == "binary"
     inner = (executor or default_executor()).submit(jobs, timeout=timeout, fail_fast=fail_fast)
     out: Future[list[Score]] = Future()
 
