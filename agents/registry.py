@@ -39,11 +39,19 @@ def make(name: str, policy: Any = "default", *, preset: str = "default", config_
 
 
 def load(directory: str | os.PathLike[str], **overrides: Any) -> Agent:
-    """The agent saved in ``directory`` by ``agent.save``; ``overrides`` replace saved settings (e.g. a callable ``reward``)."""
+    """The agent saved in ``directory`` by ``agent.save``; ``overrides`` replace saved settings (e.g. a callable ``reward``).
+
+    ``directory`` may also be a run directory of ``codegym train --out DIR``: its ``checkpoint/`` is read.
+    """
     path = Path(directory)
+    if not (path / AGENT_FILE).exists() and (path / "checkpoint" / AGENT_FILE).exists():
+        path = path / "checkpoint"
     meta_file = path / AGENT_FILE
     if not meta_file.exists():
-        raise FileNotFoundError(f"{path} is not an agent checkpoint (no {AGENT_FILE}); pass the directory given to --out or agent.save")
+        raise FileNotFoundError(
+            f"{path} is not an agent checkpoint (no {AGENT_FILE} in it or in {path / 'checkpoint'}); "
+            "pass the directory given to `codegym train --out` (or its checkpoint/), or to agent.save"
+        )
     meta = json.loads(meta_file.read_text())
     cls = agent_class(meta["agent"])
     saved = {k: v for k, v in meta["config"].items() if not (k == "reward" and str(v).startswith("<callable"))}
