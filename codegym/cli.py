@@ -29,6 +29,9 @@ app.command("evaluate")(evaluate)
 from codegym.experiments.compare import compare  # noqa: E402
 
 app.command("compare")(compare)
+from codegym.experiments.band import band  # noqa: E402
+
+app.command("band")(band)
 
 
 def main() -> None:

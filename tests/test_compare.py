@@ -48,6 +48,8 @@ def test_unknown_preset_and_keys_are_explained(tmp_path):
         ("basic:train@64", DataSpec("basic", "train", 64)),
         ("mbpp:train+generated-tests", DataSpec("mbpp", "train", None, True)),
         ("/data/my.jsonl:test@5", DataSpec("/data/my.jsonl", "test", 5)),
+        ("basic:train@64+examples+band", DataSpec("basic", "train", 64, examples=True, band=True)),
+        ("basic:train+band+examples", DataSpec("basic", "train", None, examples=True, band=True)),
     ],
 )
 def test_data_specs(text, spec):
@@ -57,6 +59,8 @@ def test_data_specs(text, spec):
 def test_bad_data_spec_says_how_to_write_one():
     with pytest.raises(ValueError, match="positive whole number"):
         parse_spec("basic:train@x")
+    with pytest.raises(ValueError, match=r"unknown option \+exmaples; options are \+generated-tests, \+examples, \+band"):
+        parse_spec("basic:train+exmaples")
 
 
 def test_identical_variants_of_different_studies_share_a_run():
