@@ -168,9 +168,10 @@ def _differences_markdown(table: StudyTable, rows: list[dict[str, Any]]) -> str:
             r = next((r for r in rows if r["variant"] == label and r["eval_set"] == s), None)
             cells.append("–" if r is None else f"{r['difference']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]" + (" *" if r["excludes_zero"] else ""))
         body.append(f"| {label} | " + " | ".join(cells) + " |")
-    n = rows[0]
+    sizes = ", ".join(f"{s} {next(r['problems'] for r in rows if r['eval_set'] == s)}" for s in sets)
     return "\n".join([
-        f"Difference to clm in pass@1 with a paired bootstrap 95% interval over {n['problems']}+ problems × {n['seeds']} seed(s); * marks an interval that excludes 0.",
+        f"Difference to clm in pass@1 (mean over problems and seeds), with a paired bootstrap 95% interval that resamples problems "
+        f"({sizes}) and seeds ({rows[0]['seeds']}); * marks an interval that excludes 0.",
         "", header, "|---|" + "---|" * len(sets), *body,
     ])  # fmt: skip
 
