@@ -150,12 +150,12 @@ def resolve(
             problems = _in_band(problems, cache_dir / f"{sized.slug}-{digest}.jsonl", executor, band)
             notes.append(f"{text}: {len(problems)} of {before} problems inside the band {band.low} < pass rate < {band.high} "
                          f"of policy {band.policy!r} ({band.samples} samples each)")  # fmt: skip
-            if not problems:
-                raise ValueError(f"data spec {text!r}: no problem is inside the band; widen it or use another policy or source")
         for p in problems:
             if p.task_id not in seen:
                 seen.add(p.task_id)
                 chosen.append(p)
+    if not chosen:
+        raise ValueError(f"data specs {', '.join(specs)} leave no problem (none inside the band?); widen the band, or use another policy or source")
     return chosen, notes
 
 

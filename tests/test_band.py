@@ -72,3 +72,10 @@ def test_band_command(in_tmp):
     kept = [json.loads(line) for line in (in_tmp / "out" / "band.jsonl").read_text().splitlines()]
     assert summary["kept"] == len(kept) == sum(0 < r["pass_rate"] < 1 for r in rates)
     assert all(0 < k["metadata"]["pass_rate"] < 1 for k in kept)
+
+
+def test_an_empty_band_says_what_to_do(in_tmp, executor, monkeypatch):
+    write_jsonl(toy_problems(2), in_tmp / "toy.jsonl")
+    monkeypatch.setattr("codegym.experiments.band._load_policy", lambda name: FixedPolicy({"answer_0": 0, "answer_1": 0}))
+    with pytest.raises(ValueError, match="leave no problem .* widen the band"):
+        resolve(["toy.jsonl+band"], cache_dir=in_tmp / "data", executor=executor)
