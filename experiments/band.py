@@ -78,7 +78,7 @@ def pass_rates(problems: Sequence[Problem], config: BandConfig, *, policy: Any =
     ``policy`` (default: ``load_policy(config.policy)``) samples; programs run in ``executor``
     (default: a shared sandbox pool). Problems go in chunks of ``chunk`` so the progress bar moves.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from tqdm.auto import tqdm  # not rich: `codegym compare` computes bands under its own rich progress display
 
     from codegym.execution import Executor
 
@@ -87,8 +87,7 @@ def pass_rates(problems: Sequence[Problem], config: BandConfig, *, policy: Any =
     executor = executor or Executor()
     rates: list[float] = []
     try:
-        with Progress(TextColumn("band"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), disable=not progress) as bar:
-            task = bar.add_task("band", total=len(problems))
+        with tqdm(total=len(problems), desc="band: pass rates", unit="problem", disable=not progress) as bar:
             for start in range(0, len(problems), chunk):
                 part = problems[start : start + chunk]
                 rows = sample_completions(policy, [p.prompt for p in part], config.samples, temperature=config.temperature,
@@ -97,7 +96,7 @@ def pass_rates(problems: Sequence[Problem], config: BandConfig, *, policy: Any =
                 results = executor.run_many(jobs, timeout=config.timeout)
                 n = config.samples
                 rates += [sum(r.passed for r in results[i * n : (i + 1) * n]) / n for i in range(len(part))]
-                bar.advance(task, len(part))
+                bar.update(len(part))
     finally:
         if own:
             executor.close()
