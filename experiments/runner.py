@@ -10,7 +10,7 @@ Everything a run produces lives in ``OUT/runs/RUN_ID/``:
 - ``curve.jsonl``: the learning curve, when the preset asks for one: pass@1 on the first ``limit``
   problems of the curve set at a few points during training (one line per point). Training stops at
   each point, evaluates, and goes on. The initial policy's point (0 samples) is evaluated once per
-  seed and shared by every run (``runs/initial-sSEED-curve.jsonl``); the last point, at the budget,
+  seed and shared by every run (``runs/initial-sSEED-curve.json``); the last point, at the budget,
   is read from the final evaluation of that set, so the curve costs ``points - 1`` small evaluations.
 
 A rerun skips every file that is already there, so ``codegym compare`` resumes where it stopped.
@@ -146,7 +146,7 @@ def _curve_point(agent: Any, directory: Path, ctx: RunContext, run: Run, target:
     from codegym.agents import evaluate_agent
 
     path = directory / "curve.jsonl"
-    shared = ctx.out / "runs" / f"initial-s{run.seed}-curve.jsonl"  # the initial policy: evaluated once per seed, shared by all runs
+    shared = ctx.out / "runs" / f"initial-s{run.seed}-curve.json"  # the initial policy: evaluated once per seed, shared by all runs
     spec = {"set": ctx.curve["set"], "data": list(ctx.eval_specs[ctx.curve["set"]]), "n": int(ctx.curve["n"]), "limit": ctx.curve.get("limit"),
             "temperature": ctx.eval_temperature}  # fmt: skip
     done = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
