@@ -178,7 +178,7 @@ def _train_job(job: _TrainJob) -> dict[str, Any] | None:
 
 def evaluate(
     agent: Optional[str] = typer.Option(None, "--agent", "-a", help="Evaluate a fresh agent of this kind (e.g. clm: the pretrained policy)."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Evaluate the agent saved here (OUT/checkpoint of `codegym train`)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Evaluate the agent saved here: the --out directory of `codegym train` (or its checkpoint/)."),
     problems: str = typer.Option(..., "--problems", "-p", help="Problem source: a name or a JSONL path."),
     split: Optional[str] = typer.Option(None, help="Evaluate on this split only, e.g. test (default: every problem of the source)."),
     n: int = typer.Option(10, help="Completions sampled per problem."),

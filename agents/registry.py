@@ -44,13 +44,19 @@ def make(name: str, policy: Any = "default", *, preset: str = "default", config_
 def load(directory: str | os.PathLike[str], **overrides: Any) -> Agent:
     """The agent saved in ``directory`` by ``agent.save``; ``overrides`` replace saved settings.
 
+    ``directory`` may also be a run directory of ``codegym train --out DIR``: its ``checkpoint/`` is read.
     The saved reward is a registered name (`codegym.rewards.register`): register it in this process
     before loading, or pass ``reward=`` explicitly. Loading never substitutes another reward.
     """
     path = Path(directory)
+    if not (path / AGENT_FILE).exists() and (path / "checkpoint" / AGENT_FILE).exists():
+        path = path / "checkpoint"
     meta_file = path / AGENT_FILE
     if not meta_file.exists():
-        raise FileNotFoundError(f"{path} is not an agent checkpoint (no {AGENT_FILE}); pass the directory given to --out or agent.save")
+        raise FileNotFoundError(
+            f"{path} is not an agent checkpoint (no {AGENT_FILE} in it or in {path / 'checkpoint'}); "
+            "pass the directory given to `codegym train --out` (or its checkpoint/), or to agent.save"
+        )
     meta = json.loads(meta_file.read_text())
     cls = agent_class(meta["agent"])
     settings = {**meta["config"], **overrides}

@@ -34,6 +34,9 @@ from codegym.integrations.commands import export, serve  # noqa: E402
 
 app.command("export")(export)
 app.command("serve")(serve)
+from codegym.experiments.band import band  # noqa: E402
+
+app.command("band")(band)
 
 
 def main() -> None:

@@ -46,11 +46,13 @@ __all__ = [
     "InvalidLineWarning",
     "Problem",
     "ProblemLoadError",
+    "EXAMPLE_STYLES",
     "available",
     "load",
     "load_hub",
     "mbpp_split",
     "register_dataset",
+    "with_examples",
     "write_jsonl",
 ]
 
@@ -97,6 +99,13 @@ class Problem:
             raise ValueError(f"{self.task_id} has no reference solution")
         return join_program(self.reference, self.test_setup)
 
+    def with_examples(self, k: int = 3, style: str = "doctest") -> Problem:
+        """This problem with up to ``k`` of its own tests shown as examples in the prompt's docstring.
+
+        See `with_examples`; the tests are unchanged, so shown examples are also checked.
+        """
+        return with_examples(self, k, style)
+
     def to_dict(self) -> dict[str, Any]:
         """The codegym JSONL record of this problem."""
         return {
@@ -117,6 +126,118 @@ def join_program(program: str, setup: str) -> str:
     if not setup.strip():
         return program
     return program.rstrip("\n") + "\n\n" + setup.rstrip("\n") + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Prompts that say enough to be solvable: examples from the recorded tests.
+
+EXAMPLE_STYLES = ("doctest", "assert")
+_EXAMPLE_MAX_CHARS = 100  # longer examples would crowd the small policy's context; they are skipped
+
+
+def _calls(node: ast.AST, entry_point: str) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == entry_point
+
+
+def _example_lines(test: str, entry_point: str, style: str) -> list[str] | None:
+    """``test`` as docstring example lines, or None unless it is ``assert ENTRY(...) == VALUE``
+    (helpers such as ``codegym_raises`` are not shown; ``assert f(x)`` does not say which value)."""
+    try:
+        module = ast.parse(test)
+    except SyntaxError:
+        return None
+    if len(module.body) != 1 or not isinstance(module.body[0], ast.Assert):
+        return None
+    expr = module.body[0].test
+    if isinstance(expr, ast.Compare) and len(expr.ops) == 1 and isinstance(expr.ops[0], ast.Eq):
+        call, value = expr.left, expr.comparators[0]
+        if _calls(value, entry_point) and not _calls(call, entry_point):
+            call, value = value, call
+        if not _calls(call, entry_point) or any(_calls(n, entry_point) for n in ast.walk(value)):
+            return None
+        output = ast.unparse(value)
+    else:
+        return None
+    text = ast.unparse(call)
+    lines = [f">>> {text}", output] if style == "doctest" else [f"assert {text} == {output}"]
+    return lines if max(map(len, lines)) <= _EXAMPLE_MAX_CHARS and "\n" not in "".join(lines) else None
+
+
+def _entry_function(prompt: str, entry_point: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The entry point's ``def`` in ``prompt`` (a prompt ending at the signature gets a placeholder body)."""
+    for text in (prompt, prompt.rstrip("\n") + "\n    pass\n"):
+        try:
+            module = ast.parse(text)
+        except SyntaxError:
+            continue
+        found = [n for n in module.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == entry_point]
+        return found[-1] if found else None
+    return None
+
+
+def with_examples(problem: Problem, k: int = 3, style: str = "doctest") -> Problem:
+    """``problem`` with up to ``k`` of its tests shown in the entry point's docstring.
+
+    Why: a generated problem's prompt is a signature and one sentence of docstring ("Return the
+    second largest distinct number of nums, or None if there is none."), which often leaves the
+    exact contract open (what is returned when, which type); MBPP's protocol puts its three asserts
+    in the prompt for the same reason. ``style="doctest"`` writes ``>>> f(x)`` / ``value`` lines (as
+    in HumanEval and the pretraining corpus), ``"assert"`` writes ``assert f(x) == value`` after
+    "Your code should pass these tests:" (MBPP's wording).
+
+    The prompt ends up showing ``k`` tests where it can: tests whose call it already shows count,
+    and the first others of ``problem.tests`` of the form ``assert f(...) == VALUE`` (at most 100
+    characters) are added; tests through helpers (``codegym_raises``) are never shown. The
+    tests are not changed: shown examples are checked too, and any further tests stay hidden, so a
+    completion that only copies the examples does not pass a problem with more tests than ``k``.
+    ``metadata["examples"]`` records how many were added; a problem with nothing to add, or whose
+    prompt this cannot edit (no ``def`` of the entry point, a docstring that is not triple-quoted),
+    comes back unchanged.
+    """
+    if style not in EXAMPLE_STYLES:
+        raise ValueError(f"unknown example style {style!r}; choose one of {', '.join(EXAMPLE_STYLES)}")
+    node = _entry_function(problem.prompt, problem.entry_point)
+    if node is None or k < 1:
+        return problem
+    shown: list[list[str]] = []
+    present = 0  # tests the prompt already shows count towards k
+    for test in problem.tests:
+        lines = _example_lines(test, problem.entry_point, style)
+        if lines is None:
+            continue
+        if lines[0].removeprefix(">>> ").removeprefix("assert ").split(" == ")[0] in problem.prompt:
+            present += 1
+        elif present + len(shown) < k:
+            shown.append(lines)
+    if not shown:
+        return problem
+    flat = [line for lines in shown for line in lines]
+    if style == "assert":
+        flat = ["", "Your code should pass these tests:", *flat]
+    lines = problem.prompt.splitlines(keepends=True)
+    first = node.body[0]
+    has_doc = ast.get_docstring(node, clean=False) is not None and first.end_lineno <= len(lines)
+    if has_doc:
+        assert isinstance(first, ast.Expr) and first.end_lineno is not None and first.end_col_offset is not None
+        end_line = lines[first.end_lineno - 1]
+        cut = len(end_line.encode()[: first.end_col_offset].decode(errors="ignore"))
+        closing = end_line[cut - 3 : cut]
+        if closing not in ('"""', "'''") or any(closing in line for line in flat):
+            return problem
+        indent = " " * first.col_offset
+        head = "".join(lines[: first.end_lineno - 1]) + end_line[: cut - 3]
+        added = "".join(f"\n{indent}{line}".rstrip(" ") for line in flat)
+        prompt = head.rstrip() + added + f"\n{indent}{closing}" + end_line[cut:]
+        prompt += "".join(lines[first.end_lineno :])
+    elif len(node.body) == 1 and isinstance(first, ast.Pass) and first.lineno > len(lines):  # a signature only
+        indent = " " * (node.col_offset + 4)
+        added = "".join(f"\n{indent}{line}".rstrip(" ") for line in flat)
+        prompt = problem.prompt.rstrip("\n") + f'\n{indent}"""Examples:{added}\n{indent}"""\n'
+    else:
+        return problem
+    if _entry_function(prompt, problem.entry_point) is None:  # never hand out a prompt that does not parse
+        return problem
+    return replace(problem, prompt=prompt, metadata={**problem.metadata, "examples": len(shown), "example_style": style})
 
 
 # --------------------------------------------------------------------------------------------

@@ -114,7 +114,7 @@ def run_comparison(
 
         def data(specs: tuple[str, ...], limit: int | None) -> list[Any]:
             if (specs, limit) not in data_cache:
-                problems, dropped = resolve(specs, limit=limit, cache_dir=out / "data", executor=executor)
+                problems, dropped = resolve(specs, limit=limit, cache_dir=out / "data", executor=executor, band=preset.band_config())
                 notes.extend(n for n in dropped if n not in notes)
                 data_cache[specs, limit] = problems
             return data_cache[specs, limit]
@@ -130,6 +130,7 @@ def run_comparison(
             train_data=lambda specs: data(specs, preset.train_limit),
             eval_data=lambda name: data(preset.eval_sets[name], None),
             eval_specs=preset.eval_sets,
+            curve=preset.curve,
         )
         results: dict[str, dict[str, Any]] = {}
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
@@ -153,11 +154,16 @@ def _header(preset: Any, command: str, runs: list[Any], results: dict[str, dict[
         preset.description,
         "",
         f"Command: `{command}`" if command else "",
-        f"Runs: {len(runs)} (seeds {', '.join(map(str, preset.seeds))}); sample budget {preset.budget} training episodes per run; "
+        f"Runs: {len(runs)} (seeds {', '.join(map(str, preset.seeds))}); sample budget {preset.budget} training episodes per run"
+        + (f" ({', '.join(f'{k}: {v}' for k, v in preset.scale.items())})" if preset.scale else "") + "; "
         f"evaluation: {preset.eval['n']} samples per problem at temperature {preset.eval['temperature']}, pass@k by the unbiased estimator.",
         f"Training data: {', '.join(preset.train)}" + (f" (each capped at {preset.train_limit} problems)" if preset.train_limit else "")
         + f"; evaluation sets: " + "; ".join(f"{k} = {', '.join(v)}" for k, v in preset.eval_sets.items()) + ".",
-        f"Initial policy: `{preset.model}`; agent preset `{preset.agent_preset}` with {json.dumps(preset.settings)}.",
+        f"Initial policy: `{preset.model}`; agent preset `{preset.agent_preset}` with {json.dumps(preset.settings)}"
+        + (f"; per agent: {json.dumps(preset.agent_settings)}" if preset.agent_settings else "") + ".",
+        f"Learning curves: pass@1 on `{preset.curve['set']}` (first {preset.curve.get('limit') or 'all'} problems, n = {preset.curve['n']}) "
+        f"at {preset.curve['points']} points of training and at 0 samples." if preset.curve.get("points") else None,
+        f"Preset notes: {preset.notes.strip()}" if preset.notes.strip() else None,
         f"Training and evaluation time of all runs, summed: {compute:.0f} s; wall clock of this invocation: {seconds:.0f} s "
         "(runs read back from an earlier invocation take no time).",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in _versions().items()) + ".",
@@ -196,6 +202,7 @@ def compare(
     from transformers.utils import logging as hf_logging
 
     from codegym.agents import TrainingDiverged
+    from codegym.experiments.report import display
     from codegym.models.policy import PolicyLoadError
 
     hf_logging.disable_progress_bar()  # one bar per weight load and save would bury ours
@@ -224,7 +231,7 @@ def compare(
         view = Table(title=table.study.title, title_justify="left", caption=f"cells: {metrics}, mean over seeds", caption_justify="left")
         view.add_column("variant", no_wrap=True)
         for name in table.eval_sets:
-            view.add_column(name, justify="right", no_wrap=True)
+            view.add_column(display(name), justify="right", no_wrap=True)
         view.add_column("train s", justify="right")
         for label in table.labels:
             cells = [" / ".join(table.mean_text(label, f"{name} {m}") for m in table.metrics) for name in table.eval_sets]

@@ -1,6 +1,6 @@
 """Training and evaluation data of a comparison, from short specs.
 
-A spec is ``SOURCE[:SPLIT][@N][+generated-tests]``:
+A spec is ``SOURCE[:SPLIT][@N][+OPTION...]``:
 
 - ``SOURCE``: a problem source of `codegym.problems.load` (``mbpp``, ``humaneval``, ``basic``,
   ``stdlib``, ``simple`` or a JSONL path); ``SPLIT`` keeps one split;
@@ -10,13 +10,23 @@ A spec is ``SOURCE[:SPLIT][@N][+generated-tests]``:
   ``codegym.data_gen`` from their reference solutions (RQ5). Problems the generator finds no good
   tests for are dropped, and the count is reported. The regenerated set is cached (and resumable)
   under the comparison's output directory.
+- ``+examples`` shows three of each problem's tests as doctest examples in its prompt
+  (`codegym.problems.with_examples`, MBPP's protocol for generated problems); tests are unchanged.
+- ``+band`` keeps the problems the comparison's initial policy solves sometimes but not always
+  (`codegym.experiments.band`, ``0 < p < 1`` from 8 samples); cached like ``+generated-tests``.
+
+Options apply in this order whatever order they are written in: subset, generated tests, examples,
+band (the band is estimated on the prompts the agents will see).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from codegym.execution import Executor
 from codegym.problems import Problem, load, write_jsonl
@@ -24,6 +34,7 @@ from codegym.problems import Problem, load, write_jsonl
 __all__ = ["DataSpec", "parse_spec", "resolve"]
 
 GENERATED_TESTS = "+generated-tests"
+OPTIONS = ("generated-tests", "examples", "band")
 
 
 @dataclass(frozen=True)
@@ -32,20 +43,23 @@ class DataSpec:
     split: str | None = None
     limit: int | None = None
     generated_tests: bool = False
+    examples: bool = False
+    band: bool = False
 
     @property
     def slug(self) -> str:
         """A file-name-safe form of the spec."""
         text = f"{Path(self.source).stem if '/' in self.source else self.source}-{self.split or 'all'}"
-        return text + (f"-{self.limit}" if self.limit is not None else "") + ("-generated-tests" if self.generated_tests else "")
+        text += f"-{self.limit}" if self.limit is not None else ""
+        return text + "".join(f"-{o}" for o in OPTIONS if getattr(self, o.replace("-", "_")))
 
 
 def parse_spec(text: str) -> DataSpec:
-    """``"basic:train@64"`` → ``DataSpec("basic", "train", 64)``; see the module docstring."""
-    rest = text.strip()
-    generated = rest.endswith(GENERATED_TESTS)
-    if generated:
-        rest = rest[: -len(GENERATED_TESTS)]
+    """``"basic:train@64+examples"`` → ``DataSpec("basic", "train", 64, examples=True)``; see the module docstring."""
+    rest, *options = text.strip().split("+")
+    unknown = [o for o in options if o not in OPTIONS]
+    if unknown:
+        raise ValueError(f"data spec {text!r}: unknown option +{unknown[0]}; options are " + ", ".join(f"+{o}" for o in OPTIONS))
     limit = None
     if "@" in rest:
         rest, _, count = rest.rpartition("@")
@@ -58,7 +72,7 @@ def parse_spec(text: str) -> DataSpec:
         source, split = head, tail
     if not source:
         raise ValueError(f"data spec {text!r} names no source; write SOURCE[:SPLIT][@N], e.g. mbpp:train")
-    return DataSpec(source, split, limit, generated)
+    return DataSpec(source, split, limit, "generated-tests" in options, "examples" in options, "band" in options)
 
 
 def _first(problems: list[Problem], n: int | None) -> list[Problem]:
@@ -87,12 +101,30 @@ def _with_generated_tests(problems: list[Problem], cache: Path, executor: Execut
     return kept, len(problems) - len(kept)
 
 
+def _in_band(problems: list[Problem], cache: Path, executor: Executor, band: Any) -> list[Problem]:
+    """The problems inside the band of ``band`` (a `BandConfig`), read from ``cache`` when it was computed before."""
+    from codegym.experiments.band import pass_rates, rates_path, select, write_rates
+
+    rates_file = rates_path(cache)
+    if rates_file.exists():
+        known = {r["task_id"]: r["pass_rate"] for r in map(json.loads, rates_file.read_text().splitlines())}
+        if all(p.task_id in known for p in problems):
+            return select(problems, [known[p.task_id] for p in problems], band)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    rates = pass_rates(problems, band, executor=executor)
+    write_rates(rates_file, problems, rates, band)
+    kept = select(problems, rates, band)
+    write_jsonl(kept, cache)
+    return kept
+
+
 def resolve(
-    specs: tuple[str, ...] | list[str], *, limit: int | None = None, cache_dir: Path, executor: Executor
+    specs: tuple[str, ...] | list[str], *, limit: int | None = None, cache_dir: Path, executor: Executor, band: Any = None
 ) -> tuple[list[Problem], list[str]]:
     """The problems of all ``specs`` (duplicates by task id removed) and notes on anything dropped.
 
-    ``limit`` caps every spec that has no ``@N`` of its own.
+    ``limit`` caps every spec that has no ``@N`` of its own. ``band`` (a
+    `codegym.experiments.band.BandConfig`, default: its defaults) is used by ``+band`` specs.
     """
     seen: set[str] = set()
     chosen: list[Problem] = []
@@ -102,13 +134,48 @@ def resolve(
         problems = _first(load(spec.source, split=spec.split), spec.limit if spec.limit is not None else limit)
         if not problems:
             raise ValueError(f"data spec {text!r} selects no problems; check the split name (train, validation, test)")
+        sized = replace(spec, limit=len(problems))
         if spec.generated_tests:
-            sized = replace(spec, limit=len(problems))
-            problems, dropped = _with_generated_tests(problems, cache_dir / f"{sized.slug}.jsonl", executor)
+            problems, dropped = _with_generated_tests(problems, cache_dir / f"{replace(sized, examples=False, band=False).slug}.jsonl", executor)
             if dropped:
                 notes.append(f"{text}: data_gen found no tests it could keep for {dropped} of {dropped + len(problems)} problems; they are left out")
+        if spec.examples:
+            problems = [p.with_examples() for p in problems]
+        if spec.band:
+            from codegym.experiments.band import BandConfig
+
+            band = band or BandConfig()
+            digest = hashlib.sha256(json.dumps(band.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+            before = len(problems)
+            problems = _in_band(problems, cache_dir / f"{sized.slug}-{digest}.jsonl", executor, band)
+            notes.append(f"{text}: {len(problems)} of {before} problems inside the band {band.low} < pass rate < {band.high} "
+                         f"of policy {band.policy!r} ({band.samples} samples each)")  # fmt: skip
         for p in problems:
             if p.task_id not in seen:
                 seen.add(p.task_id)
                 chosen.append(p)
+    if not chosen:
+        raise ValueError(f"data specs {', '.join(specs)} leave no problem (none inside the band?); widen the band, or use another policy or source")
     return chosen, notes
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m codegym.experiments.data SPEC... --out FILE``: write the problems of data specs as codegym JSONL
+    (for ``codegym evaluate --problems FILE`` on the same subsets a comparison uses)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("specs", nargs="+", help="data specs, e.g. basic:test@100+examples")
+    parser.add_argument("--out", required=True, type=Path, help="codegym JSONL file to write")
+    parser.add_argument("--cache", type=Path, default=Path("runs/data-cache"), help="where +generated-tests and +band results are cached")
+    args = parser.parse_args(argv)
+    with Executor() as executor:
+        problems, notes = resolve(args.specs, cache_dir=args.cache, executor=executor)
+    write_jsonl(problems, args.out)
+    for note in notes:
+        print("note:", note)
+    print(f"{len(problems)} problems written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -52,6 +52,16 @@ class Preset:
         eval: ``n`` samples per problem, ``ks``, sampling ``temperature``.
         data_sizes: sizes of the RQ2 curve (number of generated training problems).
         model: the initial policy: ``default`` (shipped), a model directory or a hub name.
+        curve: learning curves: ``{set: NAME, n: N, points: P, limit: L}`` evaluates pass@1 from N
+            samples on the first L problems of evaluation set NAME at P evenly spaced points of
+            training (and at 0 samples); empty: no learning curve.
+        band: settings of `codegym.experiments.band.BandConfig` for ``+band`` data specs (policy:
+            ``model``; max_new_tokens: the agents'; temperature: evaluation's, unless given here).
+        notes: free text shown in the report (how learning rates were chosen, what is untuned).
+        agent_settings: agent name → settings for that agent only, on top of ``settings`` (below a
+            study variant's own ``set``): where per-agent learning rates are recorded.
+        scale: study name → ``{budget: N, seeds: [...]}`` for studies run at another scale than the
+            preset's (the ablations of ``standard``); the report states it under the study's table.
     """
 
     name: str
@@ -67,6 +77,16 @@ class Preset:
     eval: dict[str, Any] = field(default_factory=lambda: {"n": 10, "ks": [1, 10], "temperature": 0.8})
     data_sizes: tuple[int, ...] = ()
     model: str = "default"
+    curve: dict[str, Any] = field(default_factory=dict)
+    band: dict[str, Any] = field(default_factory=dict)
+    notes: str = ""
+    agent_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    scale: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def study_scale(self, study: str) -> tuple[int, tuple[int, ...]]:
+        """(budget, seeds) of ``study``."""
+        own = self.scale.get(study) or {}
+        return int(own.get("budget", self.budget)), tuple(own.get("seeds", self.seeds))
 
     @classmethod
     def from_dict(cls, name: str, data: dict[str, Any]) -> Preset:
@@ -87,7 +107,20 @@ class Preset:
             raise ValueError(f"preset {name!r}: give at least one seed")
         if max(preset.eval["ks"]) > preset.eval["n"]:
             raise ValueError(f"preset {name!r}: every k of eval.ks must be at most eval.n={preset.eval['n']}")
+        for study, own in preset.scale.items():
+            unknown_keys = sorted(set(own or {}) - {"budget", "seeds"})
+            if unknown_keys:
+                raise ValueError(f"preset {name!r}: scale.{study} takes budget and seeds, not {', '.join(unknown_keys)}")
+        if preset.curve and preset.curve.get("set") not in preset.eval_sets:
+            raise ValueError(f"preset {name!r}: curve.set must name one of the evaluation sets ({', '.join(preset.eval_sets)})")
         return preset
+
+    def band_config(self) -> Any:
+        """The `BandConfig` of this preset's ``+band`` data specs."""
+        from codegym.experiments.band import BandConfig
+
+        defaults = {"policy": self.model, "max_new_tokens": int(self.settings.get("max_new_tokens", 64)), "temperature": float(self.eval["temperature"])}
+        return BandConfig(**{**defaults, **self.band})
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -217,9 +250,11 @@ def plan(preset: Preset, studies: dict[str, Study], agents: list[str] | None = N
         for variant in study_variants(study, preset):
             if agents is not None and variant.agent not in agents:
                 continue
-            settings = resolved_settings(variant.agent, preset.agent_preset, {**preset.settings, **variant.settings})
-            for seed in preset.seeds:
-                run = Run(variant.agent, settings, variant.train or preset.train, seed, preset.budget, study_eval_sets(study, preset))
+            overrides = {**preset.settings, **preset.agent_settings.get(variant.agent, {}), **variant.settings}
+            settings = resolved_settings(variant.agent, preset.agent_preset, overrides)
+            budget, seeds = preset.study_scale(name)
+            for seed in seeds:
+                run = Run(variant.agent, settings, variant.train or preset.train, seed, budget, study_eval_sets(study, preset))
                 if run.id in runs:  # the same run serves several studies: evaluate it on all their sets
                     merged = runs[run.id].eval_sets + tuple(s for s in run.eval_sets if s not in runs[run.id].eval_sets)
                     run = replace(runs[run.id], eval_sets=merged)

@@ -9,7 +9,16 @@ Per study ``S`` (one of the paper's questions) the output directory gets:
 - ``passk_S.png``: pass@k bars per evaluation set with the spread over seeds as error bars (data: the table);
 - ``wallclock_S.png`` (+ ``wallclock_S.csv``): training and evaluation seconds per variant;
 - ``data_size.png`` (+ ``data_size.csv``) when the RQ2 size curve ran: pass@k against the number of
-  generated training problems.
+  generated training problems;
+- ``diff_S.md`` / ``.json`` when the study has a ``clm`` variant: each other variant's pass@1 minus
+  clm's per evaluation set, with a paired bootstrap 95% interval over problems × seeds
+  (`codegym.experiments.bootstrap`);
+- ``learning_S.png`` (+ ``learning_S.csv``) when the preset asks for learning curves: held-out
+  pass@1 against training samples per variant, mean over seeds with a ± std band.
+
+Evaluation sets named in `IN_DISTRIBUTION` are marked as such in every Markdown table: their tasks
+are template families of the pretraining corpus (``python -m codegym.experiments.contamination``),
+so they measure recall of trained families, not generalisation.
 """
 
 from __future__ import annotations
@@ -23,7 +32,18 @@ from typing import Any
 
 from codegym.experiments.plan import Cell, Preset, Study, study_eval_sets, study_variants
 
-__all__ = ["StudyTable", "build_tables", "write_outputs"]
+__all__ = ["IN_DISTRIBUTION", "StudyTable", "build_tables", "differences", "write_outputs"]
+
+IN_DISTRIBUTION = {"simple": "every task of `simple` is a template family of the pretraining corpus (contamination check in experiments/RESULTS.md)"}
+"""Evaluation set name → why it is in-distribution for the shipped policy (marked in every Markdown table)."""
+
+BASELINE = "clm"
+
+
+def display(column: str) -> str:
+    """A column name for Markdown tables: in-distribution sets marked."""
+    name, sep, rest = column.partition(" ")
+    return f"{name} (in-distribution){sep}{rest}" if name in IN_DISTRIBUTION else column
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -50,6 +70,10 @@ class StudyTable:
         self.trains = {v.label: v.train for v in study_variants(study, preset)}
         self.rows: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         self.histories: dict[str, list[list[dict[str, Any]]]] = defaultdict(list)
+        self.per_task: dict[str, dict[str, dict[int, dict[str, float]]]] = defaultdict(lambda: defaultdict(dict))  # label -> set -> seed -> task -> rate
+        self.curves: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(dict)  # label -> seed -> points
+        self.scale = preset.study_scale(study.name)
+        self.budget = self.scale[0]
         for cell in cells:
             if cell.study != study.name:
                 continue
@@ -65,6 +89,16 @@ class StudyTable:
             row["train s"].append(float(result["train"]["train_s"]))
             row["eval s"].append(float(sum((result["scores"].get(n) or {}).get("eval_s", 0.0) for n in self.eval_sets)))
             self.histories[cell.label].append(result["history"])
+            for name in self.eval_sets:
+                if result.get("per_task", {}).get(name):
+                    self.per_task[cell.label][name][cell.seed] = result["per_task"][name]
+            if result.get("curve"):
+                points = sorted(result["curve"], key=lambda e: e["target"])
+                spec = points[0]["spec"]
+                final = list(result.get("per_task", {}).get(spec["set"], {}).values())[: spec.get("limit") or None]
+                if final:  # the point at the budget: the final evaluation, on the same problems
+                    points.append({"target": self.budget, "pass@1": statistics.fmean(final), "spec": spec})
+                self.curves[cell.label][cell.seed] = points
 
     @property
     def columns(self) -> list[str]:
@@ -93,10 +127,98 @@ class StudyTable:
         return "–" if mean != mean else f"{mean:.{digits}f}"
 
     def markdown(self) -> str:
-        header = "| variant | " + " | ".join(self.columns) + " |"
+        header = "| variant | " + " | ".join(map(display, self.columns)) + " |"
         rule = "|---|" + "---|" * len(self.columns)
         body = ["| " + label + " | " + " | ".join(self.cell_text(label, c) for c in self.columns) + " |" for label in self.labels]
         return "\n".join([header, rule, *body])
+
+
+def differences(table: StudyTable, resamples: int = 2000) -> list[dict[str, Any]]:
+    """Each variant's pass@1 minus the ``clm`` variant's, per evaluation set, paired over the problems and
+    seeds both were evaluated on, with a bootstrap 95% interval; empty when the study has no clm variant."""
+    from codegym.experiments.bootstrap import paired_bootstrap
+
+    base = next((label for label in table.labels if table.agents[label] == BASELINE), None)
+    if base is None:
+        return []
+    out = []
+    for label in table.labels:
+        if label == base:
+            continue
+        for name in table.eval_sets:
+            mine, theirs = table.per_task[label][name], table.per_task[base][name]
+            seeds = sorted(set(mine) & set(theirs))
+            tasks = sorted(set.intersection(*(set(mine[s]) & set(theirs[s]) for s in seeds))) if seeds else []
+            if not tasks:
+                continue
+            diff = paired_bootstrap([[mine[s][t] for s in seeds] for t in tasks], [[theirs[s][t] for s in seeds] for t in tasks], resamples=resamples)
+            out.append({"study": table.study.name, "variant": label, "agent": table.agents[label], "baseline": base, "eval_set": name,
+                        "column": f"{name} pass@1", "difference": diff.mean, "ci_low": diff.low, "ci_high": diff.high,
+                        "level": diff.level, "problems": diff.problems, "seeds": diff.seeds, "excludes_zero": diff.excludes_zero})  # fmt: skip
+    return out
+
+
+def _differences_markdown(table: StudyTable, rows: list[dict[str, Any]]) -> str:
+    sets = [s for s in table.eval_sets if any(r["eval_set"] == s for r in rows)]
+    header = "| variant | " + " | ".join(display(f"{s} pass@1") + " − clm" for s in sets) + " |"
+    body = []
+    for label in dict.fromkeys(r["variant"] for r in rows):
+        cells = []
+        for s in sets:
+            r = next((r for r in rows if r["variant"] == label and r["eval_set"] == s), None)
+            cells.append("–" if r is None else f"{r['difference']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]" + (" *" if r["excludes_zero"] else ""))
+        body.append(f"| {label} | " + " | ".join(cells) + " |")
+    sizes = ", ".join(f"{s} {next(r['problems'] for r in rows if r['eval_set'] == s)}" for s in sets)
+    return "\n".join([
+        f"Difference to clm in pass@1 (mean over problems and seeds), with a paired bootstrap 95% interval that resamples problems "
+        f"({sizes}) and seeds ({rows[0]['seeds']}); * marks an interval that excludes 0.",
+        "", header, "|---|" + "---|" * len(sets), *body,
+    ])  # fmt: skip
+
+
+def _learning_curves(table: StudyTable, out: Path) -> list[str]:
+    """Held-out pass@1 against training samples per variant: mean over seeds and a ± std band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not any(table.curves.values()):
+        return []
+    name = table.study.name
+    targets = sorted({e["target"] for curves in table.curves.values() for c in curves.values() for e in c})
+    rows = []
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for label in table.labels:
+        curves = list((table.curves.get(label) or {}).values())
+        if not curves:
+            continue
+        xs, means, stds = [], [], []
+        for target in targets:
+            # a variant that does not learn (clm) has its points at 0 samples and the budget: its curve is flat
+            flat = table.agents[label] == BASELINE
+            values = [next((e["pass@1"] for e in c if e["target"] == target), c[0]["pass@1"] if flat else None) for c in curves]
+            values = [v for v in values if v is not None]
+            if not values:
+                continue
+            mean, std = _mean_std(values)
+            xs.append(target)
+            means.append(mean)
+            stds.append(std)
+            rows.append({"variant": label, "samples": target, "pass@1_mean": mean, "pass@1_std": std, "seeds": len(values)})
+        ax.plot(xs, means, marker=".", label=label)
+        ax.fill_between(xs, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)], alpha=0.15)
+    spec = next(e["spec"] for curves in table.curves.values() for c in curves.values() for e in c)
+    ax.set_xlabel("training samples")
+    ax.set_ylabel(f"{spec['set']} pass@1 (n={spec['n']})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"{table.study.title}: learning curves (mean ± std over seeds)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / f"learning_{name}.png", dpi=110)
+    plt.close(fig)
+    _write_csv(out / f"learning_{name}.csv", rows)
+    return [f"learning_{name}.png"]
 
 
 def build_tables(preset: Preset, studies: dict[str, Study], cells: list[Cell], results: dict[str, dict[str, Any]]) -> list[StudyTable]:
@@ -215,8 +337,18 @@ def write_outputs(tables: list[StudyTable], out: Path, header: str, notes: list[
         records = table.records()
         _write_csv(out / f"table_{name}.csv", records)
         (out / f"table_{name}.json").write_text(json.dumps({"study": name, "title": table.study.title, "rows": records}, indent=2))
-        images = _plots(table, out)
-        sections.append(f"## {table.study.title}\n\n{table.markdown()}\n\n" + "\n".join(f"![{i}]({i})" for i in images))
+        images = _plots(table, out) + _learning_curves(table, out)
+        diffs = differences(table)
+        text = table.markdown()
+        if diffs:
+            (out / f"diff_{name}.json").write_text(json.dumps({"study": name, "baseline": BASELINE, "rows": diffs}, indent=2))
+            (out / f"diff_{name}.md").write_text(_differences_markdown(table, diffs) + "\n")
+            text += "\n\n" + _differences_markdown(table, diffs)
+        budget, seeds = table.scale
+        text += f"\n\nThis study: {budget} training samples per run, seeds {', '.join(map(str, seeds))}."
+        marked = [s for s in table.eval_sets if s in IN_DISTRIBUTION]
+        text += "".join(f"\n\n`{s}` is in-distribution: {IN_DISTRIBUTION[s]}." for s in marked)
+        sections.append(f"## {table.study.title}\n\n{text}\n\n" + "\n".join(f"![{i}]({i})" for i in images))
     report = out / "report.md"
     report.write_text("\n\n".join(sections) + "\n")
     return report

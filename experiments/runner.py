@@ -6,7 +6,12 @@ Everything a run produces lives in ``OUT/runs/RUN_ID/``:
 - ``checkpoint/``: the agent, saved every ``save_every`` steps (an interrupted run resumes from it);
 - ``log.jsonl``: one line per training step (samples so far, reward, pass rate, seconds so far);
 - ``train.json``: written when training is done (wall clock, samples, problems);
-- ``eval/SET.json`` and ``eval/SET.jsonl``: pass@k on an evaluation set, and per-task results.
+- ``eval/SET.json`` and ``eval/SET.jsonl``: pass@k on an evaluation set, and per-task results;
+- ``curve.jsonl``: the learning curve, when the preset asks for one: pass@1 on the first ``limit``
+  problems of the curve set at a few points during training (one line per point). Training stops at
+  each point, evaluates, and goes on. The initial policy's point (0 samples) is evaluated once per
+  seed and shared by every run (``runs/initial-sSEED-curve.json``); the last point, at the budget,
+  is read from the final evaluation of that set, so the curve costs ``points - 1`` small evaluations.
 
 A rerun skips every file that is already there, so ``codegym compare`` resumes where it stopped.
 """
@@ -43,6 +48,8 @@ class RunContext:
     train_data: Callable[[tuple[str, ...]], list[Problem]]
     eval_data: Callable[[str], list[Problem]]
     eval_specs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    curve: dict[str, Any] = field(default_factory=dict)
+    """The preset's ``curve`` (set, n, points): empty for no learning curve."""
 
     def eval_spec(self, name: str) -> dict[str, Any]:
         """What an evaluation on set ``name`` depends on: a saved one with another spec is redone."""
@@ -83,6 +90,8 @@ def _train(run: Run, directory: Path, ctx: RunContext, on_step: Callable[[], Non
         agent = agents.load(checkpoint)
     else:
         agent = agents.make(run.agent, policy=ctx.model, preset=ctx.agent_preset, **{**run.settings, "seed": run.seed})
+    if not agent.learns:  # its curve is flat: the initial policy's point
+        _curve_point(agent, directory, ctx, run, 0)
     if (directory / "train.json").exists() or not agent.learns:
         return agent
     log_path = directory / "log.jsonl"
@@ -98,21 +107,67 @@ def _train(run: Run, directory: Path, ctx: RunContext, on_step: Callable[[], Non
             fh.write(json.dumps(entry) + "\n")
         on_step()
 
-    if isinstance(agent, LMAgent):  # a fixed number of episodes per step: one `fit`, so sampling overlaps execution
+    targets = curve_points(run.budget, ctx.curve)
+    _curve_point(agent, directory, ctx, run, 0)
+    if isinstance(agent, LMAgent):  # a fixed number of episodes per step: one `fit` per curve segment, so sampling overlaps execution
         per_step = agent.config.batch_problems * agent.config.samples_per_problem
-        steps = math.ceil(max(0, run.budget - agent.timing["episodes"]) / per_step)
-        agent.fit(problems, steps, executor=ctx.executor, checkpoint_dir=checkpoint, log=log)
+        for target in targets:
+            steps = math.ceil(max(0, target - agent.timing["episodes"]) / per_step)
+            if steps:
+                agent.fit(problems, steps, executor=ctx.executor, checkpoint_dir=checkpoint, log=log)
+            _curve_point(agent, directory, ctx, run, target)  # the last point comes from the final evaluation
     else:  # episodes per step vary (SB3 collects a fixed number of tokens): step until the budget is met
-        while agent.timing["episodes"] < run.budget:
-            agent.fit(problems, 1, executor=ctx.executor, log=log)
-            if agent.config.save_every and agent.steps_done % agent.config.save_every == 0:
-                agent.save(checkpoint)
+        for target in targets:
+            while agent.timing["episodes"] < target:
+                agent.fit(problems, 1, executor=ctx.executor, log=log)
+                if agent.config.save_every and agent.steps_done % agent.config.save_every == 0:
+                    agent.save(checkpoint)
+            _curve_point(agent, directory, ctx, run, target)
         agent.save(checkpoint)
     _write_json(
         directory / "train.json",
         {"train_s": round(offset + time.perf_counter() - start, 3), "samples": agent.timing["episodes"], "steps": agent.steps_done, "problems": len(problems)},
     )
     return agent
+
+
+def curve_points(budget: int, curve: dict[str, Any]) -> list[int]:
+    """Training samples at which training pauses for a learning-curve point; the last is the budget."""
+    points = int(curve.get("points", 0)) if curve else 0
+    if points < 1:
+        return [budget]
+    return sorted({max(1, round(budget * i / points)) for i in range(1, points + 1)})
+
+
+def _curve_point(agent: Any, directory: Path, ctx: RunContext, run: Run, target: int) -> None:
+    """Evaluate pass@1 on the curve set once ``target`` training samples are reached (kept in curve.jsonl)."""
+    if not ctx.curve or not ctx.curve.get("points") or target >= run.budget:
+        return
+    from codegym.agents import evaluate_agent
+
+    path = directory / "curve.jsonl"
+    shared = ctx.out / "runs" / f"initial-s{run.seed}-curve.json"  # the initial policy: evaluated once per seed, shared by all runs
+    spec = {"set": ctx.curve["set"], "data": list(ctx.eval_specs[ctx.curve["set"]]), "n": int(ctx.curve["n"]), "limit": ctx.curve.get("limit"),
+            "temperature": ctx.eval_temperature}  # fmt: skip
+    done = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    if any(e["target"] == target and e["spec"] == spec for e in done):
+        return
+    if target == 0 and agent.learns and agent.steps_done > 0:
+        return  # resumed past the start under another curve setting: the initial point is not this agent's any more
+    if target == 0 and shared.exists():
+        initial = json.loads(shared.read_text())
+        if initial["spec"] == spec and initial.get("model") == ctx.model:
+            with path.open("a") as fh:
+                fh.write(json.dumps({k: v for k, v in initial.items() if k != "model"}) + "\n")
+            return
+    problems = ctx.eval_data(ctx.curve["set"])[: ctx.curve.get("limit") or None]
+    per_task = directory / "eval" / f"curve-{target}.jsonl"
+    summary = evaluate_agent(agent, problems, n=spec["n"], ks=[1], executor=ctx.executor, out=per_task, temperature=ctx.eval_temperature, seed=run.seed)
+    entry = {"target": target, "samples": agent.timing["episodes"] if agent.learns else target, "pass@1": summary["pass@1"], "spec": spec}
+    with path.open("a") as fh:
+        fh.write(json.dumps(entry) + "\n")
+    if target == 0:
+        _write_json(shared, {**entry, "model": ctx.model})
 
 
 def execute(run: Run, ctx: RunContext, on_step: Callable[[], None] = lambda: None) -> dict[str, Any]:
@@ -144,4 +199,15 @@ def collect(run: Run, directory: Path) -> dict[str, Any]:
     trained = _read_json(directory / "train.json") or {"train_s": 0.0, "samples": 0, "steps": 0, "problems": 0}
     scores = {name: _read_json(directory / "eval" / f"{name}.json") for name in run.eval_sets}
     history = _log_lines(directory / "log.jsonl", trained["steps"])
-    return {"id": run.id, **run.key, "train": trained, "scores": scores, "history": history}
+    per_task = {name: _per_task(directory / "eval" / f"{name}.jsonl") for name in run.eval_sets}
+    curve_file = directory / "curve.jsonl"
+    curve = [json.loads(line) for line in curve_file.read_text().splitlines()] if curve_file.exists() else []
+    return {"id": run.id, **run.key, "train": trained, "scores": scores, "history": history, "per_task": per_task, "curve": curve}
+
+
+def _per_task(path: Path) -> dict[str, float]:
+    """Per task id: the share of the evaluation's samples that passed (the per-task pass@1 estimate)."""
+    if not path.exists():
+        return {}
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {r["task_id"]: r["correct"] / r["n"] for r in records}

@@ -78,3 +78,23 @@ def test_doctor(in_tmp):
     assert result.exit_code == 0, result.output
     assert "Landlock" in result.output and "passed" in result.output
     assert "seccomp" in result.output and "tmpfs" in result.output
+
+
+def test_evaluate_takes_the_directory_given_to_train_out(in_tmp):
+    """``codegym train --out DIR`` then ``codegym evaluate --checkpoint DIR`` (or ``DIR/checkpoint``)."""
+    from codegym.agents.toy import toy_policy, toy_problems
+    from codegym.problems import write_jsonl
+
+    toy = toy_policy(1, sft_steps=0)
+    toy.model.save_pretrained(in_tmp / "model")
+    toy.tokenizer.save_pretrained(in_tmp / "model")
+    write_jsonl(toy_problems(1), in_tmp / "toy.jsonl")
+    trained = runner.invoke(app, ["train", "--agent", "clm", "--problems", "toy.jsonl", "--policy", "model", "--steps", "1", "--set", "max_new_tokens=8", "--out", "run"])
+    assert trained.exit_code == 0, trained.output
+    for given in ("run", "run/checkpoint"):
+        result = runner.invoke(app, ["evaluate", "--checkpoint", given, "--problems", "toy.jsonl", "--n", "2", "--k", "1"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout.strip().splitlines()[-1])["agent"] == "clm"
+    (in_tmp / "empty").mkdir()
+    result = runner.invoke(app, ["evaluate", "--checkpoint", "empty", "--problems", "toy.jsonl"])
+    assert result.exit_code != 0 and "codegym train --out" in result.output

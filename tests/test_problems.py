@@ -160,3 +160,30 @@ def test_register_dataset():
     assert "tiny-test-set" in problems.available()
     assert problems.load("tiny-test-set")[0].task_id == "z"
     assert os.path.exists(problems.resources.files("codegym").joinpath("data", "mbpp", "README.md"))
+
+
+def test_with_examples_shows_plain_tests_in_the_docstring():
+    p = Problem(
+        "t/1", 'def second(nums: list[int]) -> int | None:\n    """Return the second largest number of nums."""\n', "second",
+        ("assert codegym_raises(second, None) == 'TypeError'", "assert second([1, 3, 2]) == 2", "assert second([]) == None",
+         "assert second([5]) == None", "assert second([4, 4, 1]) == 1"),
+    )  # fmt: skip
+    shown = p.with_examples()
+    assert shown.prompt == (
+        'def second(nums: list[int]) -> int | None:\n    """Return the second largest number of nums.\n'
+        "    >>> second([1, 3, 2])\n    2\n    >>> second([])\n    None\n    >>> second([5])\n    None\n    \"\"\"\n"
+    )
+    assert shown.tests == p.tests and shown.metadata["examples"] == 3 and shown.task_id == p.task_id
+    mbpp_style = p.with_examples(k=1, style="assert").prompt
+    assert mbpp_style.endswith("    Your code should pass these tests:\n    assert second([1, 3, 2]) == 2\n    \"\"\"\n")
+    compile(shown.prompt + "    return None\n", "<prompt>", "exec")
+
+
+def test_with_examples_counts_shown_tests_and_handles_bare_signatures():
+    already = Problem("t/2", 'def f(x):\n    """Double x.\n    >>> f(1)\n    2\n    """\n', "f", ("assert f(1) == 2", "assert f(2) == 4", "assert f(3) == 6"))
+    assert already.with_examples(k=2).prompt.count(">>>") == 2  # f(1) was shown already: one added
+    assert already.with_examples(k=1) is already
+    bare = Problem("t/3", "def g(a, b):\n", "g", ("assert g(1, 2) == 3", "assert g(0, 0)"))
+    assert bare.with_examples().prompt == 'def g(a, b):\n    """Examples:\n    >>> g(1, 2)\n    3\n    """\n'
+    with pytest.raises(ValueError, match="doctest, assert"):
+        bare.with_examples(style="prose")

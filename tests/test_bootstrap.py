@@ -1,0 +1,31 @@
+"""The paired bootstrap interval of `codegym compare`'s differences to clm, on cases checked by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from codegym.experiments.bootstrap import paired_bootstrap
+
+
+def test_constant_difference_has_a_zero_width_interval():
+    d = paired_bootstrap([[0.5, 0.7], [0.2, 0.4]], [[0.3, 0.5], [0.0, 0.2]])
+    assert d.mean == pytest.approx(0.2) and d.low == pytest.approx(0.2) and d.high == pytest.approx(0.2)
+    assert d.excludes_zero and (d.problems, d.seeds) == (2, 2)
+
+
+def test_two_problems_one_seed_matches_the_exact_bootstrap_distribution():
+    # differences 0 and 1: a resample of 2 problems has mean 0, 0.5 or 1 with probability 1/4, 1/2, 1/4,
+    # so the 2.5% and 97.5% quantiles are 0 and 1 and the interval includes 0
+    d = paired_bootstrap([[1.0], [1.0]], [[1.0], [0.0]], resamples=4000)
+    assert d.mean == pytest.approx(0.5) and d.low == 0.0 and d.high == 1.0 and not d.excludes_zero
+
+
+def test_seeds_are_resampled_too():
+    # one problem, differences +1 in seed 0 and -1 in seed 1: only resampling seeds spreads the interval
+    d = paired_bootstrap([[1.0, 0.0]], [[0.0, 1.0]], resamples=4000)
+    assert d.mean == 0.0 and d.low == -1.0 and d.high == 1.0
+
+
+def test_shapes_must_match():
+    with pytest.raises(ValueError, match="problems × seeds"):
+        paired_bootstrap([1.0, 2.0], [0.0, 1.0])
