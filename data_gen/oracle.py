@@ -88,10 +88,36 @@ class Explored:
     points: list[BranchPoint]
     cases: list[Case]
     dropped: Counter[str]
+    failed: list[tuple[Any, ...]] = field(default_factory=list)
+    """A few inputs that gave no usable result (for the report)."""
 
     @property
     def killed(self) -> set[int]:
         return set().union(*(c.kills for c in self.cases)) if self.cases else set()
+
+    def uncovered(self, cases: Iterable[Case] | None = None) -> list[dict[str, Any]]:
+        """The branch outcomes ``cases`` (default: every case found) never reached, each as
+        ``{"line", "taken", "test"}`` (the decision's first line and source)."""
+        cases = self.cases if cases is None else cases
+        seen = set().union(*(c.outcomes for c in cases)) if cases else set()
+        lines = self.function.program.splitlines()
+        return [
+            {"line": p.first, "taken": taken, "test": lines[p.first - 1].strip()[:120] if p.first <= len(lines) else ""}
+            for i, p in enumerate(self.points) for taken in (True, False) if (i, taken) not in seen
+        ]  # fmt: skip
+
+    def facts(self, cases: Iterable[Case] | None = None) -> dict[str, Any]:
+        """What ``generate-data --report`` says about a function it skipped."""
+        tried = len(self.cases) + sum(self.dropped.values())
+        return {
+            "uncovered": self.uncovered(cases),
+            "inputs_tried": tried,
+            "inputs_dropped": dict(self.dropped.most_common()),
+            "inputs": [to_literal(c.args) for c in self.cases[:8]] + [to_literal(a) for a in self.failed[:4]],
+            "results": dict(Counter(c.result[0] if c.result[0] == "ok" else f"raise {c.result[1]}" for c in self.cases)),
+            "mutants": len(self.mutants),
+            "mutants_killed": len(self.killed),
+        }
 
 
 @dataclass
@@ -135,14 +161,17 @@ def _absorb(state: _State, payload: dict[str, Any]) -> tuple[bool, list[int]]:
     index_of: dict[int, int] = {}
     for i, (args, result, arcs) in enumerate(zip(state.pending, payload["results"], payload["arcs"])):
         tag = result[0] if result else "malformed"
+        why = None
         if tag not in ("ok", "raise"):
-            explored.dropped[tag] += 1
-            continue
-        if tag == "raise" and result[1] in _INPUT_ERRORS and result[1] not in state.raises:
-            explored.dropped["ill-typed input"] += 1
-            continue
-        if tag == "ok" and (to_literal(result[1]) is None or result[2] is not None and to_literal(result[2]) is None):
-            explored.dropped["not a literal"] += 1
+            why = tag
+        elif tag == "raise" and result[1] in _INPUT_ERRORS and result[1] not in state.raises:
+            why = "ill-typed input"
+        elif tag == "ok" and (to_literal(result[1]) is None or result[2] is not None and to_literal(result[2]) is None):
+            why = "not a literal"
+        if why is not None:
+            explored.dropped[why] += 1
+            if len(explored.failed) < 4:
+                explored.failed.append(tuple(args))
             continue
         arc_set = frozenset(tuple(a) for a in arcs)
         if not arc_set <= state.arcs:
@@ -301,6 +330,6 @@ def _explore_batch(states: list[_State], executor: Executor, options: ExploreOpt
             yield failed[id(state)]
         elif not state.explored.cases:
             reasons = ", ".join(f"{k} {v}" for k, v in state.explored.dropped.most_common(3))
-            yield Skipped(state.explored.function.key, "oracle", "no usable result", reasons)
+            yield Skipped(state.explored.function.key, "oracle", "no usable result", reasons, state.explored.facts())
         else:
             yield state.explored

@@ -114,13 +114,14 @@ def select(
         mutation, coverage, killed = score(item, chosen)
         key = item.function.key
         distinct = {_result_text(c) for c in chosen}
+        facts = item.facts()
         if not any(c.result[0] == "ok" for c in chosen):
-            yield Skipped(key, "select", "only exceptions")
+            yield Skipped(key, "select", "only exceptions", "", facts)
         elif len(distinct) < options.min_distinct_results:
-            yield Skipped(key, "select", "trivial (constant result)")
+            yield Skipped(key, "select", "trivial (constant result)", "", facts)
         elif mutation < options.min_mutation_score:
-            yield Skipped(key, "select", "weak tests (mutation score)", f"{mutation:.2f}")
+            yield Skipped(key, "select", "weak tests (mutation score)", f"{mutation:.2f}", facts)
         elif coverage < options.min_branch_coverage:
-            yield Skipped(key, "select", "weak tests (branch coverage)", f"{coverage:.2f}")
+            yield Skipped(key, "select", "weak tests (branch coverage)", f"{coverage:.2f}", facts)
         else:
             yield Selected(item, chosen, mutation, coverage, killed)

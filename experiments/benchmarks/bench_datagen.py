@@ -110,6 +110,31 @@ def throughput(workers: int, n: int, options: Options) -> dict[str, Any]:
     }
 
 
+def coverage(executor: Executor, name: str, split: str | None, options: Options, report: str | None) -> dict[str, Any]:
+    """How many functions of a benchmark set get tests from their reference alone, the skip reasons
+    (and a ``generate-data --report`` style file of the skipped ones), and where kept tests came from."""
+    from collections import Counter
+
+    from codegym.data_gen.mine import Skipped
+    from codegym.data_gen.pipeline import write_report
+
+    functions = [f for f in mine_problems(load(name, split=split)) if isinstance(f, MinedFunction)]
+    started = time.perf_counter()
+    results = list(generate(functions, executor, options))
+    seconds = time.perf_counter() - started
+    kept = [r for r in results if isinstance(r, Problem)]
+    skipped = [r for r in results if isinstance(r, Skipped)]
+    if report:
+        write_report(skipped, report)
+    return {
+        "functions": len(functions),
+        "covered": len(kept),
+        "seconds": seconds,
+        "skipped": dict(Counter(f"{s.stage}: {s.reason}" for s in skipped).most_common()),
+        "kept": kept,
+    }
+
+
 def humaneval(executor: Executor, n: int, options: Options, mutant_limit: int, timeout: float) -> dict[str, Any]:
     problems = load("humaneval")[:n]
     functions = {f.task_id: f for f in mine_problems(problems) if isinstance(f, MinedFunction)}
