@@ -146,6 +146,8 @@ def to_problem(selected: Selected, options: EmitOptions = EmitOptions()) -> Prob
         "branch_coverage": round(selected.branch_coverage, 4),
         "mutants": len(explored.mutants),
         "mutants_killed": selected.killed,
+        "mutation_score_all": round(selected.mutation_score_all, 4),
+        "equivalent_mutants": {"same_bytecode": explored.same_bytecode, "undistinguished": selected.undistinguished},
         "branch_points": len(explored.points),
         "inputs_tried": len(explored.cases) + sum(explored.dropped.values()),
         "seed": options.seed,

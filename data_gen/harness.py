@@ -201,3 +201,125 @@ def _cg_round(reference, entry, inputs, mutants, budget, max_output, max_kills):
                     break
         kills.append(killed)
     return {"results": results, "arcs": arcs_out, "kills": kills}
+
+
+class _CgHuntDone(Exception):
+    pass
+
+
+def _cg_outcomes(points, arcs):
+    """(index of the branch point, taken?) seen in ``arcs`` (`codegym.data_gen.branches.covered_outcomes`)."""
+    found = set()
+    for index, (first, last, target) in enumerate(points):
+        for source, dest in arcs:
+            if first <= source <= last:
+                if dest == target:
+                    found.add((index, True))
+                elif not first <= dest <= last:
+                    found.add((index, False))
+    return found
+
+
+def _cg_strategy(st, spec, strings, numbers, depth=0):
+    """A Hypothesis strategy for a serialised `TypeSpec` ``(kind, args, variadic)``, mixing the
+    engine's own values (full-unicode text, any integer) with the body's operands."""
+    kind, args, variadic = spec
+    if kind == "any":
+        kind, args = ("int", []) if depth > 1 else (None, [])
+        if kind is None:
+            return st.one_of(*(_cg_strategy(st, (k, [("int", [], False)] if k == "list" else [], True), strings, numbers, depth + 1)
+                               for k in ("int", "str", "list", "float", "bool")))
+    inner = [_cg_strategy(st, a, strings, numbers, depth + 1) for a in args] or [_cg_strategy(st, ("int", [], False), strings, numbers, depth + 1)]
+    if kind == "union":
+        return st.one_of(*inner)
+    if kind == "none":
+        return st.none()
+    if kind == "bool":
+        return st.booleans()
+    if kind == "int":
+        near = sorted({int(n) + d for n in numbers for d in (-1, 0, 1)})
+        base = st.integers(-1000, 1000) | st.integers()
+        return st.one_of(st.sampled_from(near), base) if near else base
+    if kind == "float":
+        base = st.floats(allow_nan=False, allow_infinity=False, width=32)
+        return st.one_of(st.sampled_from([float(n) for n in numbers]), base) if numbers else base
+    if kind in ("str", "bytes"):
+        text = st.text(max_size=16)
+        parts = [text, st.text(alphabet=st.characters(codec="ascii"), max_size=16), text.map(lambda s: s + s),
+                 text.map(lambda s: s + s[::-1]), st.text(alphabet=" \t\n", min_size=1, max_size=4)]
+        if strings:
+            word = st.sampled_from(strings)
+            parts += [word, st.tuples(word, text).map("".join), st.tuples(text, word).map("".join),
+                      st.tuples(text, word, text, word, text).map("".join), st.lists(word, max_size=4).map(" ".join)]
+        strategy = st.one_of(*parts)
+        return strategy.map(lambda s: s.encode("utf-8")) if kind == "bytes" else strategy
+    element = inner[0]
+    if kind == "list":
+        lists = st.lists(element, max_size=8)
+        return st.one_of(lists, st.lists(element, min_size=1, max_size=5).map(lambda l: l + l[:2]), lists.map(_cg_sorted))
+    if kind == "tuple":
+        return st.tuples(*inner) if args and not variadic else st.lists(element, max_size=6).map(tuple)
+    hashable = element.map(_cg_hashable)
+    if kind == "set":
+        return st.sets(hashable, max_size=8)
+    if kind == "dict":
+        key = _cg_strategy(st, args[0], strings, numbers, depth + 1).map(_cg_hashable) if args and args[0][0] != "any" else st.text(max_size=6)
+        value = inner[1] if len(inner) > 1 else element
+        return st.dictionaries(key, value, max_size=6)
+    return st.none()
+
+
+def _cg_sorted(items):
+    try:
+        return sorted(items)
+    except TypeError:
+        return items
+
+
+def _cg_hashable(value):
+    if isinstance(value, list):
+        return tuple(_cg_hashable(v) for v in value)
+    if isinstance(value, (dict, set)):
+        return repr(sorted(map(repr, value)))
+    return value
+
+
+def _cg_hunt(reference, entry, specs, strings, numbers, points, wanted, max_examples, seconds, budget, seed):
+    """Branch-directed search with Hypothesis: inputs that reach the ``wanted`` branch outcomes.
+
+    Returns ``{"found": [args...], "reached": [[index, taken]...], "examples": n, "seconds": cpu}``.
+    """
+    import random
+
+    from hypothesis import HealthCheck, Phase, given, settings, strategies as st
+
+    _cg_signal.signal(_cg_signal.SIGVTALRM, _cg_on_alarm)
+    fn = _cg_load(reference, entry, "<cg-target>")
+    started = _cg_time.process_time()
+    wanted = {tuple(w) for w in wanted}
+    found, reached, count = [], [], [0]
+    strategy = st.tuples(*[_cg_strategy(st, s, strings, numbers) for s in specs])
+
+    @settings(max_examples=max_examples, database=None, deadline=None, phases=[Phase.generate], derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def search(args):
+        count[0] += 1
+        arcs = set()
+        result = _cg_call(fn, args, budget, _cg_tracer(arcs, "<cg-target>"))
+        new = (_cg_outcomes(points, arcs) & wanted) - set(reached)
+        if new and result[0] in ("ok", "raise"):
+            found.append(list(args))
+            reached.extend(sorted(new))
+        if len(reached) == len(wanted) or _cg_time.process_time() - started > seconds:
+            raise _CgHuntDone()
+
+    random.seed(seed)
+    try:
+        search()
+    except _CgHuntDone:
+        pass
+    except Exception:  # the engine gave up (unsatisfiable strategy, flaky test): keep what was found
+        pass
+    return {"found": found, "reached": [list(r) for r in reached], "examples": count[0],
+            "seconds": _cg_time.process_time() - started}

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from codegym.data_gen.branches import BranchPoint, branch_points, covered_outcomes
-from codegym.data_gen.inputs import InputGenerator, InputOptions, to_literal, unique
+from codegym.data_gen.inputs import InputGenerator, InputOptions, TypeSpec, to_literal, unique
 from codegym.data_gen.mine import MinedFunction, Skipped
-from codegym.data_gen.mutate import Mutant, MutateOptions, mutants
+from codegym.data_gen.mutate import Mutant, MutateOptions, mutant_set
 from codegym.execution import EvalResult, Executor
 
 __all__ = ["Case", "ExploreOptions", "Explored", "explore"]
@@ -45,7 +45,9 @@ class ExploreOptions:
     """Search settings.
 
     rounds: guided rounds after the first; patience: rounds in a row without a new arc or kill
-    before giving up; budget: seconds one reference call may take;
+    before giving up; hunt: run the branch-directed search (Hypothesis, in the sandbox) on functions
+    whose branches the rounds left uncovered, at most ``hunt_examples`` calls or ``hunt_seconds`` of
+    CPU time each; budget: seconds one reference call may take;
     job_timeout: wall-clock limit of one round of one function; max_output: longest ``repr`` of a
     result kept as a test; max_kills: inputs tried on a mutant after it is killed (a few killers
     per mutant let the selection choose; all of them would cost a call per input); batch: functions explored side by side; shrink: run the shrinking round.
@@ -53,6 +55,9 @@ class ExploreOptions:
 
     rounds: int = 3
     patience: int = 1
+    hunt: bool = True
+    hunt_examples: int = 150
+    hunt_seconds: float = 1.5
     budget: float = 0.1
     job_timeout: float = 30.0
     max_output: int = 1000
@@ -77,6 +82,9 @@ class Case:
     arcs: frozenset[tuple[int, int]]
     outcomes: frozenset[tuple[int, bool]]
     kills: set[int] = field(default_factory=set)
+    origin: str = "search"
+    """Which stage made the input: ``search`` (examples, types, literals, random, guided mutation),
+    ``operand`` (operand-aware values) or ``branch-directed`` (the Hypothesis search)."""
 
 
 @dataclass
@@ -90,6 +98,11 @@ class Explored:
     dropped: Counter[str]
     failed: list[tuple[Any, ...]] = field(default_factory=list)
     """A few inputs that gave no usable result (for the report)."""
+    same_bytecode: int = 0
+    """Mutants dropped because they compile to the original's bytecode (trivially equivalent)."""
+    hunt: dict[str, Any] = field(default_factory=dict)
+    """The branch-directed search, where it ran: engine, outcomes wanted and reached, inputs it
+    found, examples tried, CPU seconds."""
 
     @property
     def killed(self) -> set[int]:
@@ -179,7 +192,9 @@ def _absorb(state: _State, payload: dict[str, Any]) -> tuple[bool, list[int]]:
             state.arcs |= arc_set
             new_cases.append(len(explored.cases))
         index_of[i] = len(explored.cases)
-        explored.cases.append(Case(tuple(args), tuple(result), arc_set, frozenset(covered_outcomes(explored.points, arc_set))))
+        origin = state.generator.origins.get(to_literal(tuple(args)) or "", "search")
+        outcomes = frozenset(covered_outcomes(explored.points, arc_set))
+        explored.cases.append(Case(tuple(args), tuple(result), arc_set, outcomes, origin=origin))
     already = explored.killed
     for mutant, killed in zip(state.targets, payload["kills"]):
         hits = list(index_of.values()) if killed == "invalid" else [index_of[k] for k in killed if k in index_of]
@@ -239,14 +254,15 @@ def _split_retry(executor: Executor, state: _State, options: ExploreOptions) -> 
 
 def _start(function: MinedFunction, options: ExploreOptions) -> _State | Skipped:
     try:
-        found = mutants(function.program, function.entry, function.lines, options.mutate)
+        found, same_bytecode = mutant_set(function.program, function.entry, function.lines, options.mutate)
         points = branch_points(function.program, function.entry)
         generator = InputGenerator.of(function.program, function.entry, function.docstring, options.inputs, options.seed)
     except Exception as exc:  # odd code must cost one function, never the run
         return Skipped(function.key, "inputs", "cannot analyse", f"{type(exc).__name__}: {exc}"[:200])
     if not generator.params:
         return Skipped(function.key, "inputs", "no parameters")
-    state = _State(Explored(function, found, points, [], Counter()), generator, raises=_raised_names(function))
+    state = _State(Explored(function, found, points, [], Counter(), same_bytecode=same_bytecode), generator,
+                   raises=_raised_names(function))  # fmt: skip
     state.pending = generator.initial()
     state.targets = list(range(len(found)))
     return state
@@ -261,6 +277,53 @@ def _raised_names(function: MinedFunction) -> frozenset[str]:
             if isinstance(target, ast.Name):
                 names.add(target.id)
     return frozenset(names)
+
+
+def _spec(spec: TypeSpec) -> tuple[str, list[Any], bool]:
+    return (spec.kind, [_spec(a) for a in spec.args], spec.variadic)
+
+
+def _hunt_job(state: _State, options: ExploreOptions) -> tuple[str, list[str]]:
+    explored, generator = state.explored, state.generator
+    outcomes = set().union(*(c.outcomes for c in explored.cases))
+    wanted = [[i, taken] for i in range(len(explored.points)) for taken in (True, False) if (i, taken) not in outcomes]
+    ops = generator.operands
+    strings = sorted(set(generator.strings) | set(ops.prefixes) | set(ops.suffixes) | set(ops.parts))
+    numbers = [n for n in generator.numbers if isinstance(n, int)][:24] + list(ops.lengths)
+    points = [[p.first, p.last, p.target] for p in explored.points]
+    args = (explored.function.program, explored.function.entry, [_spec(t) for t in generator.types], strings, numbers,
+            points, wanted, options.hunt_examples, options.hunt_seconds, options.budget, options.seed)  # fmt: skip
+    return HARNESS + f"\n_cg_args = {args!r}\n", ["_cg_hunt(*_cg_args)"]
+
+
+def _hunt_round(states: Sequence[_State], executor: Executor, options: ExploreOptions) -> None:
+    """Branch-directed stage: a Hypothesis search in the sandbox per function that still misses
+    branch outcomes, then one ordinary round (reference, arcs, mutants) on the inputs it found."""
+    if not states:
+        return
+    jobs = [_hunt_job(s, options) for s in states]
+    owners = []
+    for state, result in zip(states, executor.evaluate_many(jobs, timeout=options.job_timeout)):
+        wanted = len(state.explored.uncovered())
+        value = result.values[0].value if result.outcome == "ok" and result.values and result.values[0].status == "ok" else None
+        if not isinstance(value, dict):
+            state.explored.hunt = {"engine": "hypothesis", "wanted": wanted, "reached": 0, "error": result.outcome}
+            continue
+        seen = {to_literal(c.args) for c in state.explored.cases}
+        found = [a for a in unique([tuple(a) for a in value["found"]]) if to_literal(a) not in seen]
+        state.explored.hunt = {"engine": "hypothesis", "wanted": wanted, "reached": len(value["reached"]),
+                               "inputs": len(found), "examples": value["examples"],
+                               "seconds": round(value["seconds"], 4)}  # fmt: skip
+        for args in found:
+            state.generator.origins[to_literal(args) or ""] = "branch-directed"
+        if found:
+            state.pending = found
+            state.targets = [i for i in range(len(state.explored.mutants)) if i not in state.explored.killed]
+            owners.append(state)
+    for state, result in zip(owners, executor.evaluate_many([_job(s, options) for s in owners], timeout=options.job_timeout)):
+        payload = _payload(result)
+        if payload is not None:
+            _absorb(state, payload)
 
 
 def _shrink_round(states: Sequence[_State], executor: Executor, options: ExploreOptions) -> None:
@@ -323,6 +386,8 @@ def _explore_batch(states: list[_State], executor: Executor, options: ExploreOpt
             progress, fresh = _absorb(state, payload)
             _next_round(state, options, progress, fresh)
     live = [s for s in states if id(s) not in failed and s.explored.cases]
+    if options.hunt:
+        _hunt_round([s for s in live if s.explored.uncovered()], executor, options)
     if options.shrink and live:
         _shrink_round(live, executor, options)
     for state in states:
