@@ -28,6 +28,7 @@ import io
 import re
 import tokenize
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -148,10 +149,13 @@ def to_problem(selected: Selected, options: EmitOptions = EmitOptions()) -> Prob
         "mutants_killed": selected.killed,
         "mutation_score_all": round(selected.mutation_score_all, 4),
         "equivalent_mutants": {"same_bytecode": explored.same_bytecode, "undistinguished": selected.undistinguished},
+        "test_origins": dict(Counter(c.origin for c in selected.cases)),
         "branch_points": len(explored.points),
         "inputs_tried": len(explored.cases) + sum(explored.dropped.values()),
         "seed": options.seed,
     }
+    if explored.hunt:
+        metadata["branch_directed"] = explored.hunt
     if function.docstring is None and program != function.program:
         metadata["docstring"] = "generated from tests"
     return Problem(

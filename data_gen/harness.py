@@ -38,6 +38,7 @@ class _CgTimeout(BaseException):
 _cg_fired = [False]
 _CG_SCALARS = (int, float, str, bytes, bool, type(None))
 _CG_ENVIRONMENT_ERRORS = ("RecursionError", "MemoryError")
+_CG_DICTS = ("Counter", "OrderedDict", "defaultdict")
 
 
 def _cg_on_alarm(signum, frame):
@@ -92,6 +93,8 @@ def _cg_call(fn, args, budget, tracer=None):
         changed = not _cg_plain(after) or not (after == list(args))
     except Exception:
         changed = True
+    if type(value).__name__ in _CG_DICTS and isinstance(value, dict):  # compares equal to the dict it holds
+        value = dict(value)
     if not _cg_plain(value):
         return ("unser", type(value).__name__, None, False, seconds)
     return ("ok", value, after, changed, seconds)
@@ -220,7 +223,7 @@ def _cg_outcomes(points, arcs):
     return found
 
 
-def _cg_strategy(st, spec, strings, numbers, depth=0):
+def _cg_strategy(st, spec, strings, numbers, depth=0, patterns=()):
     """A Hypothesis strategy for a serialised `TypeSpec` ``(kind, args, variadic)``, mixing the
     engine's own values (full-unicode text, any integer) with the body's operands."""
     kind, args, variadic = spec
@@ -251,6 +254,11 @@ def _cg_strategy(st, spec, strings, numbers, depth=0):
             word = st.sampled_from(strings)
             parts += [word, st.tuples(word, text).map("".join), st.tuples(text, word).map("".join),
                       st.tuples(text, word, text, word, text).map("".join), st.lists(word, max_size=4).map(" ".join)]
+        for pattern in patterns:
+            try:
+                parts.append(st.from_regex(pattern))
+            except Exception:  # not a regex Hypothesis can draw from
+                pass
         strategy = st.one_of(*parts)
         return strategy.map(lambda s: s.encode("utf-8")) if kind == "bytes" else strategy
     element = inner[0]
@@ -284,10 +292,13 @@ def _cg_hashable(value):
     return value
 
 
-def _cg_hunt(reference, entry, specs, strings, numbers, points, wanted, max_examples, seconds, budget, seed):
-    """Branch-directed search with Hypothesis: inputs that reach the ``wanted`` branch outcomes.
+def _cg_hunt(reference, entry, specs, strings, numbers, patterns, points, wanted, known, max_examples, seconds, budget, seed):
+    """Branch-directed search with Hypothesis: inputs that reach the ``wanted`` branch outcomes,
+    and (when ``known`` results are all the function was seen to return, a constant so far) an
+    input with a new result.
 
-    Returns ``{"found": [args...], "reached": [[index, taken]...], "examples": n, "seconds": cpu}``.
+    Returns ``{"found": [args...], "reached": [[index, taken]...], "results": n new results,
+    "examples": n, "seconds": cpu}``.
     """
     import random
 
@@ -298,7 +309,10 @@ def _cg_hunt(reference, entry, specs, strings, numbers, points, wanted, max_exam
     started = _cg_time.process_time()
     wanted = {tuple(w) for w in wanted}
     found, reached, count = [], [], [0]
-    strategy = st.tuples(*[_cg_strategy(st, s, strings, numbers) for s in specs])
+    known = set(known)
+    wants_result = len(known) < 2
+    fresh = []
+    strategy = st.tuples(*[_cg_strategy(st, s, strings, numbers, 0, patterns) for s in specs])
 
     @settings(max_examples=max_examples, database=None, deadline=None, phases=[Phase.generate], derandomize=True,
               suppress_health_check=list(HealthCheck))
@@ -307,11 +321,18 @@ def _cg_hunt(reference, entry, specs, strings, numbers, points, wanted, max_exam
         count[0] += 1
         arcs = set()
         result = _cg_call(fn, args, budget, _cg_tracer(arcs, "<cg-target>"))
+        if result[0] not in ("ok", "raise"):
+            return
         new = (_cg_outcomes(points, arcs) & wanted) - set(reached)
-        if new and result[0] in ("ok", "raise"):
+        text = repr(result[1])[:200] if result[0] == "ok" else "raise " + result[1]
+        if new or (wants_result and result[0] == "ok" and text not in known):
             found.append(list(args))
             reached.extend(sorted(new))
-        if len(reached) == len(wanted) or _cg_time.process_time() - started > seconds:
+            if result[0] == "ok" and text not in known:
+                known.add(text)
+                fresh.append(text)
+        done = len(reached) == len(wanted) and (not wants_result or fresh)
+        if done or _cg_time.process_time() - started > seconds:
             raise _CgHuntDone()
 
     random.seed(seed)
@@ -321,5 +342,5 @@ def _cg_hunt(reference, entry, specs, strings, numbers, points, wanted, max_exam
         pass
     except Exception:  # the engine gave up (unsatisfiable strategy, flaky test): keep what was found
         pass
-    return {"found": found, "reached": [list(r) for r in reached], "examples": count[0],
+    return {"found": found, "reached": [list(r) for r in reached], "results": len(fresh), "examples": count[0],
             "seconds": _cg_time.process_time() - started}

@@ -162,6 +162,7 @@ _NAME_HINTS = (
 def _infer_from_use(func: ast.FunctionDef, name: str) -> TypeSpec:
     """A type for an unannotated parameter, judged from how the body uses it."""
     votes: dict[str, int] = {}
+    pairs: TypeSpec | None = None
 
     def vote(kind: str, weight: int = 1) -> None:
         votes[kind] = votes.get(kind, 0) + weight
@@ -173,7 +174,10 @@ def _infer_from_use(func: ast.FunctionDef, name: str) -> TypeSpec:
                     vote(kind, 5 if kind == "str" else 3)  # str methods say more than len() or indexing
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args:
             first = node.args[0]
-            if isinstance(first, ast.Name) and first.id == name:
+            if node.func.id in ("min", "max") and len(node.args) > 1:  # min(a, b): numbers, not a sequence
+                if any(isinstance(a, ast.Name) and a.id == name for a in node.args):
+                    vote("int", 2)
+            elif isinstance(first, ast.Name) and first.id == name:
                 if node.func.id in ("len", "sorted", "sum", "max", "min", "enumerate", "reversed", "list", "set", "zip"):
                     vote("list", 2)
                 elif node.func.id in ("range", "abs", "bin", "hex", "chr"):
@@ -203,12 +207,16 @@ def _infer_from_use(func: ast.FunctionDef, name: str) -> TypeSpec:
             iterable = node.iter
             if isinstance(iterable, ast.Name) and iterable.id == name:
                 vote("list", 2)
+                if isinstance(node.target, ast.Tuple):  # for a, b in pairs: a list of tuples
+                    pairs = TypeSpec("tuple", (TypeSpec("int"),) * len(node.target.elts))
     for kind, pattern in _NAME_HINTS:
         if re.fullmatch(pattern, name):
             vote(kind, 2)
     if not votes:
         return ANY
     kind = max(sorted(votes), key=lambda k: votes[k])
+    if kind == "list" and pairs is not None:
+        return TypeSpec("list", (pairs,))
     if kind in ("list", "str") and 2 * votes.get("str", 0) >= votes[kind] and 2 * votes.get("list", 0) >= votes[kind]:
         return TypeSpec("union", (TypeSpec("str"), TypeSpec("list", (ANY,))))  # len, indexing, loops: either
     return TypeSpec(kind, (ANY,) if kind == "list" else (ANY, ANY) if kind == "dict" else ())
@@ -281,9 +289,20 @@ class Operands:
     parts: tuple[str, ...] = ()
     lengths: tuple[int, ...] = ()
     halves: bool = False
+    patterns: tuple[str, ...] = ()
+    """Regular expressions the body matches (``re.search(P, x)``): the branch-directed search
+    draws strings from them (``hypothesis.strategies.from_regex``)."""
 
 
-def _operands(func: ast.FunctionDef) -> Operands:
+_REGEX_CALLS = {"search", "match", "fullmatch", "findall", "finditer", "compile", "sub", "subn", "split"}
+
+
+def _operands(func: ast.FunctionDef, module: ast.Module | None = None) -> Operands:
+    constants: dict[str, str] = {}  # names bound to a string (module level or in the body): regexes
+    for node in [*(module.body if module else []), *ast.walk(func)]:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and type(node.value.value) is str:
+            constants.update((t.id, node.value.value) for t in node.targets if isinstance(t, ast.Name))
+    patterns: set[str] = set()
     prefixes: set[str] = set()
     suffixes: set[str] = set()
     parts: set[str] = set()
@@ -300,6 +319,11 @@ def _operands(func: ast.FunctionDef) -> Operands:
     for node in ast.walk(func):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             method = node.func.attr
+            if method in _REGEX_CALLS and isinstance(node.func.value, ast.Name) and node.func.value.id == "re" and node.args:
+                first = node.args[0]
+                pattern = first.value if isinstance(first, ast.Constant) else constants.get(getattr(first, "id", ""))
+                if type(pattern) is str and len(pattern) <= 500:
+                    patterns.add(pattern)
             found = [v for a in node.args[:1] for v in strings(a)]
             if isinstance(node.func.value, ast.Constant) and method == "join":
                 found += strings(node.func.value)
@@ -319,7 +343,7 @@ def _operands(func: ast.FunctionDef) -> Operands:
         elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
             halves = True
     return Operands(tuple(sorted(prefixes)), tuple(sorted(suffixes)), tuple(sorted(parts - {""})),
-                    tuple(sorted(lengths)), halves)  # fmt: skip
+                    tuple(sorted(lengths)), halves, tuple(sorted(patterns)))  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -439,7 +463,7 @@ class InputGenerator:
         )
         examples = [a for a in _call_args(text, entry) if len(a) == len(params)]
         numbers, strings = _literals(func)
-        return cls(params, tuple(types), tuple(defaults), examples, numbers, strings, options, seed, _operands(func))
+        return cls(params, tuple(types), tuple(defaults), examples, numbers, strings, options, seed, _operands(func, tree))
 
     # ---- random values -------------------------------------------------------------------
 
@@ -472,6 +496,10 @@ class InputGenerator:
             return text.encode("latin-1", "replace") if kind == "bytes" else text
         n = self._length(depth)
         element = spec.args[0] if spec.args else ANY
+        if element.kind == "any" and kind in ("list", "set", "tuple") and (kind != "tuple" or spec.variadic or not spec.args):
+            # unknown elements: one type for the whole collection (mixed ones mostly raise TypeError)
+            element = rng.choice([TypeSpec("int"), TypeSpec("int"), TypeSpec("str"), TypeSpec("float"),
+                                  TypeSpec("tuple", (TypeSpec("int"), TypeSpec("int"))), ANY])  # fmt: skip
         if kind == "list":
             return [self.value(element, depth + 1) for _ in range(n)]
         if kind == "set":

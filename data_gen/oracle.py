@@ -279,6 +279,11 @@ def _raised_names(function: MinedFunction) -> frozenset[str]:
     return frozenset(names)
 
 
+def _constant(explored: Explored) -> bool:
+    """Every usable result so far is the same returned value (the function looks trivial)."""
+    return len({to_literal(c.result[1]) if c.result[0] == "ok" else c.result[1] for c in explored.cases}) < 2
+
+
 def _spec(spec: TypeSpec) -> tuple[str, list[Any], bool]:
     return (spec.kind, [_spec(a) for a in spec.args], spec.variadic)
 
@@ -291,8 +296,10 @@ def _hunt_job(state: _State, options: ExploreOptions) -> tuple[str, list[str]]:
     strings = sorted(set(generator.strings) | set(ops.prefixes) | set(ops.suffixes) | set(ops.parts))
     numbers = [n for n in generator.numbers if isinstance(n, int)][:24] + list(ops.lengths)
     points = [[p.first, p.last, p.target] for p in explored.points]
+    known = sorted({repr(c.result[1])[:200] if c.result[0] == "ok" else "raise " + c.result[1] for c in explored.cases})
     args = (explored.function.program, explored.function.entry, [_spec(t) for t in generator.types], strings, numbers,
-            points, wanted, options.hunt_examples, options.hunt_seconds, options.budget, options.seed)  # fmt: skip
+            list(ops.patterns), points, wanted, known, options.hunt_examples, options.hunt_seconds, options.budget,
+            options.seed)  # fmt: skip
     return HARNESS + f"\n_cg_args = {args!r}\n", ["_cg_hunt(*_cg_args)"]
 
 
@@ -312,7 +319,7 @@ def _hunt_round(states: Sequence[_State], executor: Executor, options: ExploreOp
         seen = {to_literal(c.args) for c in state.explored.cases}
         found = [a for a in unique([tuple(a) for a in value["found"]]) if to_literal(a) not in seen]
         state.explored.hunt = {"engine": "hypothesis", "wanted": wanted, "reached": len(value["reached"]),
-                               "inputs": len(found), "examples": value["examples"],
+                               "new_results": value["results"], "inputs": len(found), "examples": value["examples"],
                                "seconds": round(value["seconds"], 4)}  # fmt: skip
         for args in found:
             state.generator.origins[to_literal(args) or ""] = "branch-directed"
@@ -387,7 +394,7 @@ def _explore_batch(states: list[_State], executor: Executor, options: ExploreOpt
             _next_round(state, options, progress, fresh)
     live = [s for s in states if id(s) not in failed and s.explored.cases]
     if options.hunt:
-        _hunt_round([s for s in live if s.explored.uncovered()], executor, options)
+        _hunt_round([s for s in live if s.explored.uncovered() or _constant(s.explored)], executor, options)
     if options.shrink and live:
         _shrink_round(live, executor, options)
     for state in states:
