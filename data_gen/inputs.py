@@ -172,6 +172,9 @@ def _infer_from_use(func: ast.FunctionDef, name: str) -> TypeSpec:
             for kind, methods in _USE_HINTS.items():
                 if node.attr in methods:
                     vote(kind, 5 if kind == "str" else 3)  # str methods say more than len() or indexing
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _REGEX_CALLS:
+            if any(isinstance(a, ast.Name) and a.id == name for a in node.args[:2]):  # re.search(P, x), p.match(x)
+                vote("str", 3)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args:
             first = node.args[0]
             if node.func.id in ("min", "max") and len(node.args) > 1:  # min(a, b): numbers, not a sequence

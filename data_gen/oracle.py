@@ -130,6 +130,7 @@ class Explored:
             "results": dict(Counter(c.result[0] if c.result[0] == "ok" else f"raise {c.result[1]}" for c in self.cases)),
             "mutants": len(self.mutants),
             "mutants_killed": len(self.killed),
+            "branch_directed": self.hunt,
         }
 
 
