@@ -101,6 +101,7 @@ def throughput(workers: int, n: int, options: Options) -> dict[str, Any]:
     return {
         "functions": len(functions),
         "kept": len(kept),
+        "problems": kept,
         "seconds": seconds,
         "functions_per_s": len(functions) / seconds,
         "cpu_seconds_per_function": cpu / len(functions),
@@ -135,6 +136,28 @@ def coverage(executor: Executor, name: str, split: str | None, options: Options,
     }
 
 
+def provenance(problems: list[Problem]) -> dict[str, Any]:
+    """Equivalent mutants left out of the scores, and where the kept tests' inputs came from."""
+    same = sum(int(p.metadata.get("equivalent_mutants", {}).get("same_bytecode", 0)) for p in problems)
+    undistinguished = sum(int(p.metadata.get("equivalent_mutants", {}).get("undistinguished", 0)) for p in problems)
+    origins: dict[str, int] = {}
+    for p in problems:
+        for origin, n in p.metadata.get("test_origins", {}).items():
+            origins[origin] = origins.get(origin, 0) + int(n)
+    hunted = [p.metadata["branch_directed"] for p in problems if "branch_directed" in p.metadata]
+    return {
+        "same_bytecode": same,
+        "undistinguished": undistinguished,
+        "origins": origins,
+        "hunted_functions": len(hunted),
+        "hunt_outcomes_wanted": sum(h.get("wanted", 0) for h in hunted),
+        "hunt_outcomes_reached": sum(h.get("reached", 0) for h in hunted),
+        "hunt_new_results": sum(h.get("new_results", 0) for h in hunted),
+        "hunt_seconds": sum(h.get("seconds", 0.0) for h in hunted),
+        "mutation_score_all": mean(float(p.metadata.get("mutation_score_all", 0.0)) for p in problems) if problems else 0.0,
+    }
+
+
 def humaneval(executor: Executor, n: int, options: Options, mutant_limit: int, timeout: float) -> dict[str, Any]:
     problems = load("humaneval")[:n]
     functions = {f.task_id: f for f in mine_problems(problems) if isinstance(f, MinedFunction)}
@@ -159,6 +182,7 @@ def humaneval(executor: Executor, n: int, options: Options, mutant_limit: int, t
         per_function[problem.task_id] = {"mutants": mutant_list, "ours": ours, "generated": gen}
     return {
         "problems": len(problems),
+        "generated": list(generated.values()),
         "with_tests": len(generated),
         "seconds": seconds,
         "canonical_accept_rate": accepted / len(generated) if generated else 0.0,
@@ -223,6 +247,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--mutants", type=int, default=40, help="evaluation mutants per function")
     parser.add_argument("--mutant-timeout", type=float, default=1.0, help="seconds per mutant test run")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--report", default=None, help="write the skipped MBPP train/HumanEval functions here (JSONL)")
     args = parser.parse_args(argv)
     if args.quick:
         args.throughput_functions, args.humaneval, args.pynguin, args.pynguin_seconds = 40, 20, 3, 2.0
@@ -238,6 +263,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"{tp['functions_per_s_free_cores']:.1f} functions/s on {args.workers} free cores")  # fmt: skip
     with Executor(workers=args.workers) as executor:
         executor.run("x = 1", ["assert x == 1"])  # start the workers before timing
+        mbpp = coverage(executor, "mbpp", "train", options, args.report)
+        print(f"MBPP train: tests for {mbpp['covered']}/{mbpp['functions']} in {mbpp['seconds']:.1f}s; "
+              f"skipped: {mbpp['skipped']}")  # fmt: skip
         he = humaneval(executor, args.humaneval, options, args.mutants, args.mutant_timeout)
         print(f"HumanEval: tests for {he['with_tests']}/{he['problems']} problems in {he['seconds']:.1f}s "
               f"({he['problems'] / he['seconds']:.1f} functions/s); canonical solutions accepted: "
@@ -258,12 +286,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                       f"coverage {py['codegym_branch_coverage']:.3f} vs {py['pynguin_branch_coverage']:.3f}; seconds "
                       f"per function {cg_seconds:.3f} vs {py['pynguin_seconds_per_function']:.2f} "
                       f"({py['speedup_vs_pynguin']:.0f}x)")  # fmt: skip
+    kept = tp["problems"] + mbpp["kept"] + he["generated"]
+    origin = provenance(kept)
+    tests = sum(origin["origins"].values())
+    print(f"equivalent mutants left out of the scores: {origin['same_bytecode']} with the original's bytecode, "
+          f"{origin['undistinguished']} no input distinguished; mutation score over all mutants "
+          f"{origin['mutation_score_all']:.3f}; test origins {origin['origins']}; branch-directed search ran on "
+          f"{origin['hunted_functions']} kept functions, reached {origin['hunt_outcomes_reached']} of "
+          f"{origin['hunt_outcomes_wanted']} missing branch outcomes and {origin['hunt_new_results']} new results "
+          f"in {origin['hunt_seconds']:.1f} CPU s")  # fmt: skip
     report = {
+        "mbpp_train_covered": mbpp["covered"],
+        "mbpp_train_functions": mbpp["functions"],
+        "humaneval_covered": he["with_tests"],
+        "equivalent_mutants": origin["same_bytecode"] + origin["undistinguished"],
+        "equivalent_mutants_same_bytecode": origin["same_bytecode"],
+        "equivalent_mutants_undistinguished": origin["undistinguished"],
+        "mutation_score_all_mutants": round(origin["mutation_score_all"], 4),
+        "branch_directed_share": round(origin["origins"].get("branch-directed", 0) / tests, 4) if tests else 0.0,
+        "operand_share": round(origin["origins"].get("operand", 0) / tests, 4) if tests else 0.0,
+        "branch_directed_outcomes_reached": origin["hunt_outcomes_reached"],
+        "branch_directed_outcomes_wanted": origin["hunt_outcomes_wanted"],
+        "branch_directed_cpu_seconds": round(origin["hunt_seconds"], 2),
         "functions_per_s": round(tp["functions_per_s"], 2),
         "cpu_seconds_per_function": round(tp["cpu_seconds_per_function"], 4),
         "functions_per_s_free_cores": round(tp["functions_per_s_free_cores"], 2),
         "humaneval_functions_per_s": round(he["problems"] / he["seconds"], 2),
         "mean_mutation_score": round(tp["mean_mutation_score"], 4),
+        "mean_mutation_score_all_mutants": round(provenance(tp["problems"])["mutation_score_all"], 4),
         "mean_branch_coverage": round(tp["mean_branch_coverage"], 4),
         "humaneval_canonical_accept_rate": round(he["canonical_accept_rate"], 4),
         "humaneval_mutant_reject_rate": round(he["mutant_reject_rate"], 4),
