@@ -352,3 +352,15 @@ def _cg_hunt(reference, entry, specs, strings, numbers, patterns, points, wanted
         pass
     return {"found": found, "reached": [list(r) for r in reached], "results": len(fresh), "examples": count[0],
             "seconds": _cg_time.process_time() - started}
+
+
+def _cg_hunt_many(jobs):
+    """`_cg_hunt` for several functions in one process (Hypothesis is imported once): a result
+    dict, or the name of the exception that stopped that function's search."""
+    out = []
+    for args in jobs:
+        try:
+            out.append(_cg_hunt(*args))
+        except BaseException as exc:  # SystemExit at import and friends: that function only
+            out.append(type(exc).__name__)
+    return out

@@ -47,7 +47,8 @@ class ExploreOptions:
     rounds: guided rounds after the first; patience: rounds in a row without a new arc or kill
     before giving up; hunt: run the branch-directed search (Hypothesis, in the sandbox) on functions
     whose branches the rounds left uncovered, at most ``hunt_examples`` calls or ``hunt_seconds`` of
-    CPU time each; budget: seconds one reference call may take;
+    CPU time each, ``hunt_group`` functions per sandbox job (one import of Hypothesis for all of
+    them); budget: seconds one reference call may take;
     job_timeout: wall-clock limit of one round of one function; max_output: longest ``repr`` of a
     result kept as a test; max_kills: inputs tried on a mutant after it is killed (a few killers
     per mutant let the selection choose; all of them would cost a call per input); batch: functions explored side by side; shrink: run the shrinking round.
@@ -56,8 +57,9 @@ class ExploreOptions:
     rounds: int = 3
     patience: int = 1
     hunt: bool = True
-    hunt_examples: int = 150
-    hunt_seconds: float = 1.5
+    hunt_examples: int = 100
+    hunt_seconds: float = 0.25
+    hunt_group: int = 8
     budget: float = 0.1
     job_timeout: float = 30.0
     max_output: int = 1000
@@ -282,14 +284,15 @@ def _raised_names(function: MinedFunction) -> frozenset[str]:
 
 def _constant(explored: Explored) -> bool:
     """Every usable result so far is the same returned value (the function looks trivial)."""
-    return len({to_literal(c.result[1]) if c.result[0] == "ok" else c.result[1] for c in explored.cases}) < 2
+    return len({(to_literal(c.result[1]), to_literal(c.result[2])) if c.result[0] == "ok" else c.result[1]
+                for c in explored.cases}) < 2  # fmt: skip
 
 
 def _spec(spec: TypeSpec) -> tuple[str, list[Any], bool]:
     return (spec.kind, [_spec(a) for a in spec.args], spec.variadic)
 
 
-def _hunt_job(state: _State, options: ExploreOptions) -> tuple[str, list[str]]:
+def _hunt_args(state: _State, options: ExploreOptions) -> tuple[Any, ...]:
     explored, generator = state.explored, state.generator
     outcomes = set().union(*(c.outcomes for c in explored.cases))
     wanted = [[i, taken] for i in range(len(explored.points)) for taken in (True, False) if (i, taken) not in outcomes]
@@ -301,7 +304,7 @@ def _hunt_job(state: _State, options: ExploreOptions) -> tuple[str, list[str]]:
     args = (explored.function.program, explored.function.entry, [_spec(t) for t in generator.types], strings, numbers,
             list(ops.patterns), points, wanted, known, options.hunt_examples, options.hunt_seconds, options.budget,
             options.seed)  # fmt: skip
-    return HARNESS + f"\n_cg_args = {args!r}\n", ["_cg_hunt(*_cg_args)"]
+    return args
 
 
 def _hunt_round(states: Sequence[_State], executor: Executor, options: ExploreOptions) -> None:
@@ -309,13 +312,19 @@ def _hunt_round(states: Sequence[_State], executor: Executor, options: ExploreOp
     branch outcomes, then one ordinary round (reference, arcs, mutants) on the inputs it found."""
     if not states:
         return
-    jobs = [_hunt_job(s, options) for s in states]
+    groups = [states[i : i + options.hunt_group] for i in range(0, len(states), options.hunt_group)]
+    jobs = [(HARNESS + f"\n_cg_args = {[_hunt_args(s, options) for s in group]!r}\n", ["_cg_hunt_many(_cg_args)"])
+            for group in groups]  # fmt: skip
+    values: list[Any] = []
+    for group, result in zip(groups, executor.evaluate_many(jobs, timeout=options.job_timeout)):
+        ok = result.outcome == "ok" and result.values and result.values[0].status == "ok"
+        value = result.values[0].value if ok else None
+        values += value if isinstance(value, list) and len(value) == len(group) else [result.outcome] * len(group)
     owners = []
-    for state, result in zip(states, executor.evaluate_many(jobs, timeout=options.job_timeout)):
+    for state, value in zip(states, values):
         wanted = len(state.explored.uncovered())
-        value = result.values[0].value if result.outcome == "ok" and result.values and result.values[0].status == "ok" else None
         if not isinstance(value, dict):
-            state.explored.hunt = {"engine": "hypothesis", "wanted": wanted, "reached": 0, "error": result.outcome}
+            state.explored.hunt = {"engine": "hypothesis", "wanted": wanted, "reached": 0, "error": str(value)[:100]}
             continue
         seen = {to_literal(c.args) for c in state.explored.cases}
         found = [a for a in unique([tuple(a) for a in value["found"]]) if to_literal(a) not in seen]
