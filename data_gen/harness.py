@@ -40,6 +40,7 @@ _CG_SCALARS = (int, float, str, bytes, bool, type(None))
 _CG_ENVIRONMENT_ERRORS = ("RecursionError", "MemoryError")
 _CG_DICTS = ("Counter", "OrderedDict", "defaultdict")
 _CG_ASCII = [chr(c) for c in range(32, 127)] + ["\t", "\n"]
+_CG_REGEX_ALPHABET = "".join(_CG_ASCII) + "\u00e9\u00fc\u00df\u65e5\u00a0"  # a string: no Unicode tables to build
 
 
 def _cg_on_alarm(signum, frame):
@@ -260,9 +261,10 @@ def _cg_strategy(st, spec, strings, numbers, depth=0, patterns=()):
             word = st.sampled_from(strings)
             parts += [word, st.tuples(word, text).map("".join), st.tuples(text, word).map("".join),
                       st.tuples(text, word, text, word, text).map("".join), st.lists(word, max_size=4).map(" ".join)]
-        for pattern in patterns:
+        for pattern in patterns:  # whole matches and matches inside other text, drawn from a fixed alphabet
             try:
-                parts.append(st.from_regex(pattern))
+                parts += [st.from_regex(pattern, fullmatch=True, alphabet=_CG_REGEX_ALPHABET),
+                          st.from_regex(pattern, alphabet=_CG_REGEX_ALPHABET)] * 2
             except Exception:  # not a regex Hypothesis can draw from
                 pass
         strategy = st.one_of(*parts)
@@ -332,7 +334,7 @@ def _cg_hunt(reference, entry, specs, strings, numbers, patterns, points, wanted
         if result[0] not in ("ok", "raise"):
             return
         new = (_cg_outcomes(points, arcs) & wanted) - set(reached)
-        text = repr(result[1])[:200] if result[0] == "ok" else "raise " + result[1]
+        text = repr((result[1], result[2] if result[3] else None))[:200] if result[0] == "ok" else "raise " + result[1]
         if new or (wants_result and result[0] == "ok" and text not in known):
             found.append(list(args))
             reached.extend(sorted(new))

@@ -620,9 +620,10 @@ class InputGenerator:
                 return [{self._hashable(x) for x in v} for v in out]
             return out
         if spec.kind in ("int", "float"):
-            edges = [n for n in self.numbers if type(n) is int] + list(ops.lengths)
+            # each constant c with c - 1 and c + 1 (already in numbers; the mirrored -c are left to the random pool)
+            edges = [n for n in self.numbers if type(n) is int and n >= 0]
             cast = int if spec.kind == "int" else float
-            out = [cast(n + d) for n in edges for d in (-1, 0, 1)]
+            out = [cast(n) for n in edges] + [cast(n + d) for n in ops.lengths for d in (-1, 0, 1)]
             if spec.kind == "float":
                 out += [n + 0.5 for n in edges] + [n - 0.5 for n in edges]
             return out

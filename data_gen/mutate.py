@@ -24,6 +24,7 @@ everything else is kept byte for byte.
 from __future__ import annotations
 
 import ast
+import dis
 import random
 import warnings
 from collections.abc import Callable, Iterator
@@ -200,10 +201,12 @@ def _code_of(module: CodeType, entry: str) -> CodeType | None:
 
 
 def _fingerprint(code: CodeType) -> tuple[object, ...]:
-    """What a code object does, without its line numbers: bytecode, names and constants (nested
-    code objects by their own fingerprint)."""
-    consts = tuple(_fingerprint(c) if isinstance(c, CodeType) else (type(c).__name__, repr(c)) for c in code.co_consts)
-    return (code.co_code, consts, code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars)
+    """What a code object does, without line numbers or unused constants: its instructions with
+    their resolved arguments (nested code objects by their own fingerprint)."""
+    return tuple(
+        (i.opname, _fingerprint(i.argval) if isinstance(i.argval, CodeType) else (type(i.argval).__name__, repr(i.argval)))
+        for i in dis.get_instructions(code)
+    )
 
 
 def mutants(program: str, entry: str, lines: tuple[int, int], options: MutateOptions = MutateOptions()) -> list[Mutant]:

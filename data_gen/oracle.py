@@ -300,7 +300,8 @@ def _hunt_args(state: _State, options: ExploreOptions) -> tuple[Any, ...]:
     strings = sorted(set(generator.strings) | set(ops.prefixes) | set(ops.suffixes) | set(ops.parts))
     numbers = [n for n in generator.numbers if isinstance(n, int)][:24] + list(ops.lengths)
     points = [[p.first, p.last, p.target] for p in explored.points]
-    known = sorted({repr(c.result[1])[:200] if c.result[0] == "ok" else "raise " + c.result[1] for c in explored.cases})
+    known = sorted({repr((c.result[1], c.result[2]))[:200] if c.result[0] == "ok" else "raise " + c.result[1]
+                    for c in explored.cases})  # fmt: skip
     args = (explored.function.program, explored.function.entry, [_spec(t) for t in generator.types], strings, numbers,
             list(ops.patterns), points, wanted, known, options.hunt_examples, options.hunt_seconds, options.budget,
             options.seed)  # fmt: skip
