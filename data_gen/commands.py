@@ -42,6 +42,11 @@ def generate_data(
         help="Write one JSON line per skipped function to this file: stage, reason, uncovered branches, inputs tried.",
     ),
     pynguin_seconds: float = typer.Option(10.0, help="Pynguin's search time per function."),
+    symbolic: bool = typer.Option(
+        False, "--symbolic",
+        help="Also run CrossHair (symbolic execution; pip install 'codegym[crosshair]') on branches the other "
+        "stages miss: reaches more, costs seconds per such function.",
+    ),
 ) -> None:
     """Turn plain Python functions into problems with strong unit tests (resumable)."""
     from dataclasses import replace
@@ -66,7 +71,7 @@ def generate_data(
     default = ExploreOptions()
     options = Options(
         mine=MineOptions(licenses=tuple(x.strip() for x in licenses.split(",")) if licenses else None),
-        explore=replace(default, seed=seed, mutate=replace(default.mutate, seed=seed)),
+        explore=replace(default, seed=seed, symbolic=symbolic, mutate=replace(default.mutate, seed=seed)),
         select=SelectOptions(max_tests=max_tests, min_mutation_score=min_mutation_score,
                              min_branch_coverage=min_branch_coverage),  # fmt: skip
         emit=EmitOptions(task_prefix=task_prefix, seed=seed),

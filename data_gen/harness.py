@@ -366,3 +366,56 @@ def _cg_hunt_many(jobs):
         except BaseException as exc:  # SystemExit at import and friends: that function only
             out.append(type(exc).__name__)
     return out
+
+
+def _cg_type(spec):
+    """The Python type hint for a serialised `TypeSpec` (what CrossHair makes symbolic values of)."""
+    import typing
+
+    kind, args, variadic = spec
+    inner = [_cg_type(a) for a in args]
+    scalars = {"int": int, "float": float, "str": str, "bytes": bytes, "bool": bool, "none": type(None), "any": int}
+    if kind in scalars:
+        return scalars[kind]
+    if kind == "union":
+        return typing.Union[tuple(inner)] if inner else int
+    if kind == "list":
+        return typing.List[inner[0] if inner else int]
+    if kind == "set":
+        return typing.Set[inner[0] if inner else int]
+    if kind == "dict":
+        return typing.Dict[(inner + [int, int])[0], (inner + [int, int])[1]]
+    if kind == "tuple":
+        return typing.Tuple[inner[0], ...] if variadic or not inner else typing.Tuple[tuple(inner)]
+    return int
+
+
+def _cg_symbolic(reference, entry, specs, seconds):
+    """Symbolic execution with CrossHair (z3): inputs for the paths it covers, the function
+    annotated with the inferred parameter types. Returns ``{"found": [args...], "paths": n,
+    "seconds": cpu}``."""
+    from crosshair.core_and_libs import proxy_for_type  # noqa: F401 - registers CrossHair's models of the builtins
+    from crosshair.fnutil import FunctionInfo
+    from crosshair.options import DEFAULT_OPTIONS
+    from crosshair.path_cover import CoverageType, path_cover
+
+    started = _cg_time.process_time()
+    fn = _cg_load(reference, entry, "<cg-target>")
+    code = fn.__code__
+    fn.__annotations__ = {n: _cg_type(s) for n, s in zip(code.co_varnames[: code.co_argcount], specs)}
+    options = DEFAULT_OPTIONS.overlay(per_condition_timeout=seconds, per_path_timeout=seconds / 4, max_iterations=50)
+    paths = path_cover(FunctionInfo.from_fn(fn), options, CoverageType.OPCODE)
+    found = [list(p.args.args) for p in paths if _cg_plain(list(p.args.args))]
+    return {"found": found, "paths": len(paths), "seconds": _cg_time.process_time() - started}
+
+
+def _cg_symbolic_many(jobs):
+    """`_cg_symbolic` for several functions in one process: a result dict, or the name of the
+    exception that stopped that function's search (``ModuleNotFoundError`` without CrossHair)."""
+    out = []
+    for args in jobs:
+        try:
+            out.append(_cg_symbolic(*args))
+        except BaseException as exc:
+            out.append(type(exc).__name__)
+    return out

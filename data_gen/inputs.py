@@ -430,7 +430,7 @@ class InputGenerator:
         self.rng = random.Random(self.seed)
         self.origins: dict[str, str] = {}
         """Where inputs that did not come from the random/guided search came from, by literal:
-        ``operand`` (`operand_inputs`) or ``branch-directed`` (set by the oracle's search)."""
+        ``operand`` (`operand_inputs`), ``hypothesis`` or ``crosshair`` (the oracle's branch-directed stage)."""
 
     @classmethod
     def of(

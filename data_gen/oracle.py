@@ -48,7 +48,10 @@ class ExploreOptions:
     before giving up; hunt: run the branch-directed search (Hypothesis, in the sandbox) on functions
     whose branches the rounds left uncovered, at most ``hunt_examples`` calls or ``hunt_seconds`` of
     CPU time each, ``hunt_group`` functions per sandbox job (one import of Hypothesis for all of
-    them); budget: seconds one reference call may take;
+    them); symbolic: then run CrossHair (symbolic execution over z3; ``pip install
+    'codegym[crosshair]'``) for ``symbolic_seconds`` on what is still uncovered: it reaches
+    branches no sampling does (``x == 987654321``) but costs seconds per function, so it is off by
+    default; budget: seconds one reference call may take;
     job_timeout: wall-clock limit of one round of one function; max_output: longest ``repr`` of a
     result kept as a test; max_kills: inputs tried on a mutant after it is killed (a few killers
     per mutant let the selection choose; all of them would cost a call per input); batch: functions explored side by side; shrink: run the shrinking round.
@@ -60,6 +63,8 @@ class ExploreOptions:
     hunt_examples: int = 100
     hunt_seconds: float = 0.25
     hunt_group: int = 8
+    symbolic: bool = False
+    symbolic_seconds: float = 2.0
     budget: float = 0.1
     job_timeout: float = 30.0
     max_output: int = 1000
@@ -86,7 +91,8 @@ class Case:
     kills: set[int] = field(default_factory=set)
     origin: str = "search"
     """Which stage made the input: ``search`` (examples, types, literals, random, guided mutation),
-    ``operand`` (operand-aware values) or ``branch-directed`` (the Hypothesis search)."""
+    ``operand`` (operand-aware values), or the branch-directed stage's ``hypothesis`` or
+    ``crosshair``."""
 
 
 @dataclass
@@ -102,9 +108,9 @@ class Explored:
     """A few inputs that gave no usable result (for the report)."""
     same_bytecode: int = 0
     """Mutants dropped because they compile to the original's bytecode (trivially equivalent)."""
-    hunt: dict[str, Any] = field(default_factory=dict)
-    """The branch-directed search, where it ran: engine, outcomes wanted and reached, inputs it
-    found, examples tried, CPU seconds."""
+    hunt: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The branch-directed stage, per engine that ran: outcomes wanted and reached, inputs found,
+    examples (Hypothesis) or paths (CrossHair), CPU seconds in the sandbox."""
 
     @property
     def killed(self) -> set[int]:
@@ -308,32 +314,51 @@ def _hunt_args(state: _State, options: ExploreOptions) -> tuple[Any, ...]:
     return args
 
 
+def _symbolic_args(state: _State, options: ExploreOptions) -> tuple[Any, ...]:
+    function = state.explored.function
+    return (function.program, function.entry, [_spec(t) for t in state.generator.types], options.symbolic_seconds)
+
+
+_ENGINES = {"hypothesis": ("_cg_hunt_many", _hunt_args), "crosshair": ("_cg_symbolic_many", _symbolic_args)}
+
+
 def _hunt_round(states: Sequence[_State], executor: Executor, options: ExploreOptions) -> None:
-    """Branch-directed stage: a Hypothesis search in the sandbox per function that still misses
-    branch outcomes, then one ordinary round (reference, arcs, mutants) on the inputs it found."""
+    """Branch-directed stage: for each function that still misses branch outcomes (or has returned
+    one constant so far), Hypothesis and then, if ``symbolic``, CrossHair on what is still missing."""
+    _engine_round(states, executor, options, "hypothesis")
+    if options.symbolic:
+        _engine_round([s for s in states if s.explored.uncovered()], executor, options, "crosshair")
+
+
+def _engine_round(states: Sequence[_State], executor: Executor, options: ExploreOptions, engine: str) -> None:
+    """One engine of the branch-directed stage, in the sandbox (``hunt_group`` functions per job),
+    then one ordinary round (reference, arcs, mutants) on the inputs it found. Records in
+    ``explored.hunt[engine]``: outcomes wanted and reached, inputs found, examples or paths, CPU s."""
     if not states:
         return
+    call, make_args = _ENGINES[engine]
     groups = [states[i : i + options.hunt_group] for i in range(0, len(states), options.hunt_group)]
-    jobs = [(HARNESS + f"\n_cg_args = {[_hunt_args(s, options) for s in group]!r}\n", ["_cg_hunt_many(_cg_args)"])
+    jobs = [(HARNESS + f"\n_cg_args = {[make_args(s, options) for s in group]!r}\n", [f"{call}(_cg_args)"])
             for group in groups]  # fmt: skip
     values: list[Any] = []
     for group, result in zip(groups, executor.evaluate_many(jobs, timeout=options.job_timeout)):
         ok = result.outcome == "ok" and result.values and result.values[0].status == "ok"
         value = result.values[0].value if ok else None
         values += value if isinstance(value, list) and len(value) == len(group) else [result.outcome] * len(group)
-    owners = []
+    owners, wanted = [], {}
     for state, value in zip(states, values):
-        wanted = len(state.explored.uncovered())
+        wanted[id(state)] = len(state.explored.uncovered())
+        record: dict[str, Any] = {"wanted": wanted[id(state)], "reached": 0}
+        state.explored.hunt[engine] = record
         if not isinstance(value, dict):
-            state.explored.hunt = {"engine": "hypothesis", "wanted": wanted, "reached": 0, "error": str(value)[:100]}
+            record["error"] = str(value)[:100]
             continue
         seen = {to_literal(c.args) for c in state.explored.cases}
         found = [a for a in unique([tuple(a) for a in value["found"]]) if to_literal(a) not in seen]
-        state.explored.hunt = {"engine": "hypothesis", "wanted": wanted, "reached": len(value["reached"]),
-                               "new_results": value["results"], "inputs": len(found), "examples": value["examples"],
-                               "seconds": round(value["seconds"], 4)}  # fmt: skip
+        record.update({k: value[k] for k in ("examples", "paths", "results") if k in value})
+        record.update(inputs=len(found), seconds=round(value["seconds"], 4))
         for args in found:
-            state.generator.origins[to_literal(args) or ""] = "branch-directed"
+            state.generator.origins[to_literal(args) or ""] = engine
         if found:
             state.pending = found
             state.targets = [i for i in range(len(state.explored.mutants)) if i not in state.explored.killed]
@@ -342,6 +367,7 @@ def _hunt_round(states: Sequence[_State], executor: Executor, options: ExploreOp
         payload = _payload(result)
         if payload is not None:
             _absorb(state, payload)
+            state.explored.hunt[engine]["reached"] = wanted[id(state)] - len(state.explored.uncovered())
 
 
 def _shrink_round(states: Sequence[_State], executor: Executor, options: ExploreOptions) -> None:

@@ -148,8 +148,8 @@ def test_exceptions_are_behaviour_when_normal_results_are_pinned_too(generated):
 def test_branch_directed_search_reaches_a_regex_branch(generated):
     _, problems, _ = generated
     meta = problems["ticket_code"]["metadata"]
-    assert meta["branch_directed"]["engine"] == "hypothesis" and meta["branch_directed"]["reached"] >= 1
-    assert meta["test_origins"].get("branch-directed", 0) >= 1
+    assert meta["branch_directed"]["hypothesis"]["reached"] >= 1
+    assert meta["test_origins"].get("hypothesis", 0) >= 1
     assert any("'valid " in t for t in problems["ticket_code"]["tests"])
 
 
@@ -176,3 +176,15 @@ def test_skipped_functions_carry_the_uncovered_branches():
     assert item.facts["uncovered"] == [{"line": 2, "taken": True, "test": "if x == 987654321:"}]
     assert item.facts["inputs_tried"] > 0 and item.facts["inputs"]
 
+
+
+def test_crosshair_reaches_what_sampling_cannot(tmp_path):
+    source = "def f(x: int) -> int:\n    if x * 3 == 2962962963:\n        return 1\n    return 0\n"
+    functions = [f for f in mine_source(source, {"file": "k.py"}) if isinstance(f, MinedFunction)]
+    options = Options(explore=ExploreOptions(rounds=1, symbolic=True))
+    with Executor(workers=1) as executor:
+        (item,) = list(generate(functions, executor, options))
+    assert not isinstance(item, Skipped), item
+    assert "assert f(987654321) == 1" in item.tests
+    assert item.metadata["branch_directed"]["crosshair"]["reached"] == 1
+    assert item.metadata["test_origins"]["crosshair"] == 1

@@ -144,16 +144,18 @@ def provenance(problems: list[Problem]) -> dict[str, Any]:
     for p in problems:
         for origin, n in p.metadata.get("test_origins", {}).items():
             origins[origin] = origins.get(origin, 0) + int(n)
-    hunted = [p.metadata["branch_directed"] for p in problems if "branch_directed" in p.metadata]
+    engines: dict[str, dict[str, float]] = {}
+    for p in problems:
+        for engine, record in p.metadata.get("branch_directed", {}).items():
+            total = engines.setdefault(engine, {"functions": 0, "wanted": 0, "reached": 0, "inputs": 0, "seconds": 0.0})
+            total["functions"] += 1
+            for key in ("wanted", "reached", "inputs", "seconds"):
+                total[key] += record.get(key, 0)
     return {
         "same_bytecode": same,
         "undistinguished": undistinguished,
         "origins": origins,
-        "hunted_functions": len(hunted),
-        "hunt_outcomes_wanted": sum(h.get("wanted", 0) for h in hunted),
-        "hunt_outcomes_reached": sum(h.get("reached", 0) for h in hunted),
-        "hunt_new_results": sum(h.get("new_results", 0) for h in hunted),
-        "hunt_seconds": sum(h.get("seconds", 0.0) for h in hunted),
+        "engines": engines,
         "mutation_score_all": mean(float(p.metadata.get("mutation_score_all", 0.0)) for p in problems) if problems else 0.0,
     }
 
@@ -247,12 +249,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--mutants", type=int, default=40, help="evaluation mutants per function")
     parser.add_argument("--mutant-timeout", type=float, default=1.0, help="seconds per mutant test run")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--symbolic", action="store_true", help="also run CrossHair in the branch-directed stage")
     parser.add_argument("--report", default=None, help="write the skipped MBPP train/HumanEval functions here (JSONL)")
     args = parser.parse_args(argv)
     if args.quick:
         args.throughput_functions, args.humaneval, args.pynguin, args.pynguin_seconds = 40, 20, 3, 2.0
     options = Options()
-    options = replace(options, explore=replace(options.explore, seed=args.seed))
+    options = replace(options, explore=replace(options.explore, seed=args.seed, symbolic=args.symbolic))
     report: dict[str, Any] = {}
     contamination_index()  # built once per process (loads HumanEval and MBPP): not per function
     tp = throughput(args.workers, args.throughput_functions, options)
@@ -289,12 +292,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     kept = tp["problems"] + mbpp["kept"] + he["generated"]
     origin = provenance(kept)
     tests = sum(origin["origins"].values())
+    directed = sum(origin["origins"].get(e, 0) for e in ("hypothesis", "crosshair"))
     print(f"equivalent mutants left out of the scores: {origin['same_bytecode']} with the original's bytecode, "
           f"{origin['undistinguished']} no input distinguished; mutation score over all mutants "
-          f"{origin['mutation_score_all']:.3f}; test origins {origin['origins']}; branch-directed search ran on "
-          f"{origin['hunted_functions']} kept functions, reached {origin['hunt_outcomes_reached']} of "
-          f"{origin['hunt_outcomes_wanted']} missing branch outcomes and {origin['hunt_new_results']} new results "
-          f"in {origin['hunt_seconds']:.1f} CPU s")  # fmt: skip
+          f"{origin['mutation_score_all']:.3f}; test origins {origin['origins']}")  # fmt: skip
+    for engine, total in origin["engines"].items():
+        print(f"  branch-directed, {engine}: ran on {total['functions']} kept functions, reached "
+              f"{total['reached']} of {total['wanted']} missing branch outcomes with {total['inputs']} inputs, "
+              f"{total['seconds']:.1f} CPU s in the sandbox")  # fmt: skip
     report = {
         "mbpp_train_covered": mbpp["covered"],
         "mbpp_train_functions": mbpp["functions"],
@@ -303,11 +308,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "equivalent_mutants_same_bytecode": origin["same_bytecode"],
         "equivalent_mutants_undistinguished": origin["undistinguished"],
         "mutation_score_all_mutants": round(origin["mutation_score_all"], 4),
-        "branch_directed_share": round(origin["origins"].get("branch-directed", 0) / tests, 4) if tests else 0.0,
+        "branch_directed_share": round(directed / tests, 4) if tests else 0.0,
         "operand_share": round(origin["origins"].get("operand", 0) / tests, 4) if tests else 0.0,
-        "branch_directed_outcomes_reached": origin["hunt_outcomes_reached"],
-        "branch_directed_outcomes_wanted": origin["hunt_outcomes_wanted"],
-        "branch_directed_cpu_seconds": round(origin["hunt_seconds"], 2),
+        "branch_directed": origin["engines"],
         "functions_per_s": round(tp["functions_per_s"], 2),
         "cpu_seconds_per_function": round(tp["cpu_seconds_per_function"], 4),
         "functions_per_s_free_cores": round(tp["functions_per_s_free_cores"], 2),
