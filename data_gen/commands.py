@@ -44,7 +44,7 @@ def generate_data(
     pynguin_seconds: float = typer.Option(10.0, help="Pynguin's search time per function."),
     symbolic: bool = typer.Option(
         False, "--symbolic",
-        help="Also run CrossHair (symbolic execution; pip install 'codegym[crosshair]') on branches the other "
+        help="Also run CrossHair (symbolic execution; pip install 'codegym\\[crosshair]') on branches the other "
         "stages miss: reaches more, costs seconds per such function.",
     ),
 ) -> None:

@@ -17,6 +17,14 @@ plain values. One job does a whole round for one function:
   or mutant costs one budget, not the whole job (the executor's wall-clock limit backs it up); after 3 reference timeouts the budget
   shrinks tenfold, after 8 the remaining inputs are not tried.
 
+Two more entry points serve the branch-directed stage (`codegym.data_gen.oracle`), each over a
+group of functions so that the engine is imported once per job: ``_cg_hunt_many`` (Hypothesis:
+strategies built from the inferred types and the body's operands, every call traced, inputs kept
+when they reach a wanted branch outcome or a new result) and ``_cg_symbolic_many`` (CrossHair's path
+cover, the function annotated with the inferred types). Both engines are imported here, inside the
+sandbox, never in the parent; Hypothesis's Unicode tables are avoided (characters are drawn as code
+points), since building them costs about a second in every fresh process.
+
 Results per reference call: ``("ok", value, args_after_or_None, seconds)``, ``("raise", name)``,
 ``("timeout",)``, ``("unser", type_name)`` (not plain builtin data), ``("big",)`` (too large to
 write as a test), ``("flaky", why)`` (two calls disagreed, or an environment-dependent error such

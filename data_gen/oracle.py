@@ -10,6 +10,18 @@ reach the line of a mutant still alive (so the fault gets a chance to show); it 
 after ``rounds`` rounds. A
 last round shrinks the inputs a preliminary selection would keep, so that tests stay small.
 
+After the rounds comes the **branch-directed stage**, spent only on functions that still miss a
+branch outcome or have returned a single result so far: a Hypothesis search in the sandbox
+(strategies from the inferred types, full-Unicode text, structured collections, and the body's
+operands: string literals, separators, prefixes, regexes via ``from_regex``, numbers around
+constants), every call traced, keeping inputs that reach a missing outcome or a new result; then,
+with ``symbolic``, CrossHair's symbolic path cover on what is still missing. The inputs found go
+through one ordinary round, so they are checked for determinism and scored on the mutants like any
+other. Why Hypothesis by default and CrossHair as an option: Hypothesis costs a few tenths of a
+second per function and finds what the operands point at (prefixes, regex matches, repeated
+halves); CrossHair also solves arithmetic conditions (``x * 3 == 2962962963``) but costs seconds per
+function, too much for the default ≥ 20 functions/s.
+
 Only results that can be written as literal asserts become `Case` s: returned builtin values,
 exception type names, and arguments changed in place. Timeouts, non-builtin results, huge outputs,
 flaky results and ``TypeError``/``AttributeError`` on generated inputs (the input's fault, unless
