@@ -200,13 +200,25 @@ def _code_of(module: CodeType, entry: str) -> CodeType | None:
     return next((c for c in module.co_consts if isinstance(c, CodeType) and c.co_name == entry), None)
 
 
+_CONST_OPS = frozenset(dis.hasconst)
+_EXTENDED_ARG = dis.opmap["EXTENDED_ARG"]
+
+
 def _fingerprint(code: CodeType) -> tuple[object, ...]:
-    """What a code object does, without line numbers or unused constants: its instructions with
-    their resolved arguments (nested code objects by their own fingerprint)."""
-    return tuple(
-        (i.opname, _fingerprint(i.argval) if isinstance(i.argval, CodeType) else (type(i.argval).__name__, repr(i.argval)))
-        for i in dis.get_instructions(code)
-    )
+    """What a code object does, without line numbers: its bytecode, names, and the constants its
+    instructions load (a constant left in the table by code the compiler removed does not count;
+    nested code objects by their own fingerprint)."""
+    raw, used, extended = code.co_code, set(), 0
+    for i in range(0, len(raw), 2):
+        op, arg = raw[i], raw[i + 1] | extended
+        extended = arg << 8 if op == _EXTENDED_ARG else 0
+        if op in _CONST_OPS:
+            used.add(arg)
+    consts = tuple(
+        _fingerprint(c) if isinstance(c, CodeType) else (type(c).__name__, repr(c))
+        for i, c in enumerate(code.co_consts) if i in used
+    )  # fmt: skip
+    return (raw, consts, code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars)
 
 
 def mutants(program: str, entry: str, lines: tuple[int, int], options: MutateOptions = MutateOptions()) -> list[Mutant]:
