@@ -58,7 +58,8 @@ class ExploreOptions:
 
     rounds: guided rounds after the first; patience: rounds in a row without a new arc or kill
     before giving up; hunt: run the branch-directed search (Hypothesis, in the sandbox) on functions
-    whose branches the rounds left uncovered, at most ``hunt_examples`` calls or ``hunt_seconds`` of
+    that returned one constant so far or whose inputs cover less than ``hunt_below`` of the branch
+    outcomes (above 1: every function that misses one), at most ``hunt_examples`` calls or ``hunt_seconds`` of
     CPU time each, ``hunt_group`` functions per sandbox job (one import of Hypothesis for all of
     them); symbolic: then run CrossHair (symbolic execution over z3; ``pip install
     'codegym[crosshair]'``) for ``symbolic_seconds`` on what is still uncovered: it reaches
@@ -72,9 +73,10 @@ class ExploreOptions:
     rounds: int = 3
     patience: int = 1
     hunt: bool = True
-    hunt_examples: int = 100
-    hunt_seconds: float = 0.25
+    hunt_examples: int = 40
+    hunt_seconds: float = 0.1
     hunt_group: int = 8
+    hunt_below: float = 0.5
     symbolic: bool = False
     symbolic_seconds: float = 2.0
     budget: float = 0.1
@@ -300,6 +302,16 @@ def _raised_names(function: MinedFunction) -> frozenset[str]:
     return frozenset(names)
 
 
+def _wants_hunt(explored: Explored, options: ExploreOptions) -> bool:
+    """Whether the branch-directed stage is worth its cost here: the function has returned one
+    result so far, or its inputs cover less than ``hunt_below`` of the branch outcomes."""
+    if _constant(explored):
+        return True
+    if not explored.points:
+        return False
+    return 1 - len(explored.uncovered()) / (2 * len(explored.points)) < options.hunt_below
+
+
 def _constant(explored: Explored) -> bool:
     """Every usable result so far is the same returned value (the function looks trivial)."""
     return len({(to_literal(c.result[1]), to_literal(c.result[2])) if c.result[0] == "ok" else c.result[1]
@@ -443,7 +455,7 @@ def _explore_batch(states: list[_State], executor: Executor, options: ExploreOpt
             _next_round(state, options, progress, fresh)
     live = [s for s in states if id(s) not in failed and s.explored.cases]
     if options.hunt:
-        _hunt_round([s for s in live if s.explored.uncovered() or _constant(s.explored)], executor, options)
+        _hunt_round([s for s in live if _wants_hunt(s.explored, options)], executor, options)
     if options.shrink and live:
         _shrink_round(live, executor, options)
     for state in states:
