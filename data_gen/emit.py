@@ -154,8 +154,8 @@ def to_problem(selected: Selected, options: EmitOptions = EmitOptions()) -> Prob
         "inputs_tried": len(explored.cases) + sum(explored.dropped.values()),
         "seed": options.seed,
     }
-    if explored.hunt:
-        metadata["branch_directed"] = explored.hunt
+    if explored.hunt:  # CPU seconds left out: the output depends only on the function and the seed
+        metadata["branch_directed"] = {e: {k: v for k, v in r.items() if k != "seconds"} for e, r in explored.hunt.items()}
     if function.docstring is None and program != function.program:
         metadata["docstring"] = "generated from tests"
     return Problem(

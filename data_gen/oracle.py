@@ -59,12 +59,12 @@ class ExploreOptions:
     rounds: guided rounds after the first; patience: rounds in a row without a new arc or kill
     before giving up; hunt: run the branch-directed search (Hypothesis, in the sandbox) on functions
     that returned one constant so far or whose inputs cover less than ``hunt_below`` of the branch
-    outcomes (above 1: every function that misses one), at most ``hunt_examples`` calls or ``hunt_seconds`` of
-    CPU time each, ``hunt_group`` functions per sandbox job (one import of Hypothesis for all of
-    them); symbolic: then run CrossHair (symbolic execution over z3; ``pip install
+    outcomes (above 1: every function that misses one), ``hunt_examples`` calls each (Hypothesis
+    derandomized, so the same inputs every run; ``hunt_seconds`` of CPU time is only a safety
+    net), ``hunt_group`` functions per sandbox job (one import of Hypothesis for all of them); symbolic: then run CrossHair (symbolic execution over z3; ``pip install
     'codegym[crosshair]'``) for ``symbolic_seconds`` on what is still uncovered: it reaches
     branches no sampling does (``x == 987654321``) but costs seconds per function, so it is off by
-    default; budget: seconds one reference call may take;
+    default (and its search is bounded by wall-clock time, so what it finds may vary between runs); budget: seconds one reference call may take;
     job_timeout: wall-clock limit of one round of one function; max_output: longest ``repr`` of a
     result kept as a test; max_kills: inputs tried on a mutant after it is killed (a few killers
     per mutant let the selection choose; all of them would cost a call per input); batch: functions explored side by side; shrink: run the shrinking round.
@@ -74,7 +74,7 @@ class ExploreOptions:
     patience: int = 1
     hunt: bool = True
     hunt_examples: int = 40
-    hunt_seconds: float = 0.1
+    hunt_seconds: float = 2.0
     hunt_group: int = 8
     hunt_below: float = 0.5
     symbolic: bool = False

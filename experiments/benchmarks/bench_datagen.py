@@ -5,14 +5,21 @@ Measures, and prints as a table then as ONE JSON line at the end:
 1. throughput: functions per second end to end (explore → select → emit → confirm, sandbox
    start-up included) on functions mined from the standard library, with ``--workers`` sandbox
    workers; and CPU seconds per function, from which the rate on free cores is estimated (the
-   wall-clock rate depends on what else the machine runs);
-2. HumanEval: tests generated from each problem's reference alone (HumanEval's tests are never
+   wall-clock rate depends on what else the machine runs); the same functions again without the
+   branch-directed stage, as the reference for what that stage costs and brings;
+2. coverage of MBPP train (374 functions): how many get tests from their reference alone, and the
+   skip reasons (``--report FILE`` writes the skipped ones, one JSON line each);
+3. HumanEval: tests generated from each problem's reference alone (HumanEval's tests are never
    looked at), then: share of canonical solutions they accept; share of the mutants rejected by
    HumanEval's own tests that they also reject; mutants they reject that HumanEval's tests miss;
-3. the same measures for Pynguin on the first N HumanEval functions (mutation score on the same
+4. the same measures for Pynguin on the first N HumanEval functions (mutation score on the same
    mutants, branch coverage with the same ``sys.settrace`` arc collector, seconds per function).
 
 Mutants for the evaluation are drawn with a different seed from the ones used during generation.
+Also reported: equivalent mutants left out of the mutation score (same bytecode as the original; no
+input distinguished), the mutation score over all mutants, where kept tests' inputs came from
+(``branch_directed_share``) and, per engine of the branch-directed stage, the outcomes it was asked
+for and reached.
 Run ``python experiments/benchmarks/bench_datagen.py --quick`` for a one-minute check.
 """
 
@@ -147,9 +154,9 @@ def provenance(problems: list[Problem]) -> dict[str, Any]:
     engines: dict[str, dict[str, float]] = {}
     for p in problems:
         for engine, record in p.metadata.get("branch_directed", {}).items():
-            total = engines.setdefault(engine, {"functions": 0, "wanted": 0, "reached": 0, "inputs": 0, "seconds": 0.0})
+            total = engines.setdefault(engine, {"functions": 0, "wanted": 0, "reached": 0, "inputs": 0, "examples": 0, "paths": 0})
             total["functions"] += 1
-            for key in ("wanted", "reached", "inputs", "seconds"):
+            for key in ("wanted", "reached", "inputs", "examples", "paths"):
                 total[key] += record.get(key, 0)
     return {
         "same_bytecode": same,
@@ -259,6 +266,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report: dict[str, Any] = {}
     contamination_index()  # built once per process (loads HumanEval and MBPP): not per function
     tp = throughput(args.workers, args.throughput_functions, options)
+    # the same functions without the branch-directed stage: what the stage costs, end to end
+    reference = throughput(args.workers, args.throughput_functions, replace(options, explore=replace(options.explore, hunt=False)))
+    stage_cpu = tp["cpu_seconds_per_function"] - reference["cpu_seconds_per_function"]
+    print(f"without the branch-directed stage: {reference['kept']} kept, "
+          f"{reference['cpu_seconds_per_function'] * 1000:.0f} ms CPU per function; the stage costs "
+          f"{stage_cpu * 1000:.0f} ms CPU per function on average ({tp['kept'] - reference['kept']:+d} kept)")  # fmt: skip
     print(f"throughput: {tp['functions']} stdlib functions in {tp['seconds']:.1f}s = "
           f"{tp['functions_per_s']:.1f} functions/s ({tp['kept']} kept; mutation score "
           f"{tp['mean_mutation_score']:.3f}, branch coverage {tp['mean_branch_coverage']:.3f}); "
@@ -299,7 +312,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for engine, total in origin["engines"].items():
         print(f"  branch-directed, {engine}: ran on {total['functions']} kept functions, reached "
               f"{total['reached']} of {total['wanted']} missing branch outcomes with {total['inputs']} inputs, "
-              f"{total['seconds']:.1f} CPU s in the sandbox")  # fmt: skip
+              f"{total['examples']} examples, {total['paths']} paths")  # fmt: skip
     report = {
         "mbpp_train_covered": mbpp["covered"],
         "mbpp_train_functions": mbpp["functions"],
@@ -311,6 +324,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "branch_directed_share": round(directed / tests, 4) if tests else 0.0,
         "operand_share": round(origin["origins"].get("operand", 0) / tests, 4) if tests else 0.0,
         "branch_directed": origin["engines"],
+        "branch_directed_cpu_seconds_per_function": round(stage_cpu, 4),
+        "kept_without_branch_directed": reference["kept"],
         "functions_per_s": round(tp["functions_per_s"], 2),
         "cpu_seconds_per_function": round(tp["cpu_seconds_per_function"], 4),
         "functions_per_s_free_cores": round(tp["functions_per_s_free_cores"], 2),
