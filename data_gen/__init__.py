@@ -25,7 +25,7 @@ is dropped becomes a `Skipped` with the stage and the reason (counted in the sum
    never in this process): the reference on each input twice (determinism), arcs from a
    ``sys.settrace`` collector, mutants on the same inputs; the next round mutates the inputs that
    found new arcs, killed new mutants or reach live mutants. Then the branch-directed stage, only
-   for functions that still miss a branch outcome or have returned one constant so far:
+   for functions at risk of being dropped (one result so far, or low branch coverage):
    Hypothesis guided by the body's operands (and regexes), then optionally CrossHair (symbolic),
    both inside the sandbox.
 4. `mutate` (``mutate.py``): AST mutants (operators, comparisons, constants, return values,

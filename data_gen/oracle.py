@@ -10,14 +10,14 @@ reach the line of a mutant still alive (so the fault gets a chance to show); it 
 after ``rounds`` rounds. A
 last round shrinks the inputs a preliminary selection would keep, so that tests stay small.
 
-After the rounds comes the **branch-directed stage**, spent only on functions that still miss a
-branch outcome or have returned a single result so far: a Hypothesis search in the sandbox
+After the rounds comes the **branch-directed stage**, spent only on functions at risk of being
+dropped (a single result so far, or branch coverage below ``hunt_below``): a Hypothesis search in the sandbox
 (strategies from the inferred types, full-Unicode text, structured collections, and the body's
 operands: string literals, separators, prefixes, regexes via ``from_regex``, numbers around
 constants), every call traced, keeping inputs that reach a missing outcome or a new result; then,
 with ``symbolic``, CrossHair's symbolic path cover on what is still missing. The inputs found go
 through one ordinary round, so they are checked for determinism and scored on the mutants like any
-other. Why Hypothesis by default and CrossHair as an option: Hypothesis costs a few tenths of a
+other. Why Hypothesis by default and CrossHair as an option: Hypothesis costs about a tenth of a
 second per function and finds what the operands point at (prefixes, regex matches, repeated
 halves); CrossHair also solves arithmetic conditions (``x * 3 == 2962962963``) but costs seconds per
 function, too much for the default ≥ 20 functions/s.
@@ -61,10 +61,11 @@ class ExploreOptions:
     that returned one constant so far or whose inputs cover less than ``hunt_below`` of the branch
     outcomes (above 1: every function that misses one), ``hunt_examples`` calls each (Hypothesis
     derandomized, so the same inputs every run; ``hunt_seconds`` of CPU time is only a safety
-    net), ``hunt_group`` functions per sandbox job (one import of Hypothesis for all of them); symbolic: then run CrossHair (symbolic execution over z3; ``pip install
-    'codegym[crosshair]'``) for ``symbolic_seconds`` on what is still uncovered: it reaches
-    branches no sampling does (``x == 987654321``) but costs seconds per function, so it is off by
-    default (and its search is bounded by wall-clock time, so what it finds may vary between runs); budget: seconds one reference call may take;
+    net), ``hunt_group`` functions per sandbox job (one import of Hypothesis for all of them);
+    symbolic: then run CrossHair (symbolic execution over z3; ``pip install 'codegym[crosshair]'``)
+    for ``symbolic_seconds`` on what is still uncovered: it reaches branches no sampling does
+    (``x == 987654321``) but costs seconds per function, so it is off by default (and its search is
+    bounded by wall-clock time, so what it finds may vary between runs); budget: seconds one reference call may take;
     job_timeout: wall-clock limit of one round of one function; max_output: longest ``repr`` of a
     result kept as a test; max_kills: inputs tried on a mutant after it is killed (a few killers
     per mutant let the selection choose; all of them would cost a call per input); batch: functions explored side by side; shrink: run the shrinking round.
@@ -124,7 +125,8 @@ class Explored:
     """Mutants dropped because they compile to the original's bytecode (trivially equivalent)."""
     hunt: dict[str, dict[str, Any]] = field(default_factory=dict)
     """The branch-directed stage, per engine that ran: outcomes wanted and reached, inputs found,
-    examples (Hypothesis) or paths (CrossHair), CPU seconds in the sandbox."""
+    examples (Hypothesis) or paths (CrossHair), CPU seconds in the sandbox (left out of the
+    emitted metadata, which must not vary between runs)."""
 
     @property
     def killed(self) -> set[int]:
