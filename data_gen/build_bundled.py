@@ -7,7 +7,8 @@
   BSD, Apache, ISC...), at most ``--per-package`` functions each, provenance in each problem's
   metadata. What gets mined depends on what is installed, so rebuilds elsewhere may differ.
 
-Both are decontaminated against HumanEval and MBPP. ``stdlib`` is split train/validation/test by a
+Both are decontaminated against HumanEval and MBPP, and every reference is run against its tests
+again in three fresh executors (failures are dropped). ``stdlib`` is split train/validation/test by a
 hash of the task id; ``basic`` by template family (`family_splits`): a task's variants (``count_even``,
 ``count_odd``, ...) are all in one split, so the test split holds tasks no training problem is a
 variant of. Work in
@@ -31,6 +32,8 @@ from pathlib import Path
 from codegym.data_gen.mine import PERMISSIVE_LICENSES, MinedFunction, MineOptions, Skipped, mine_source
 from codegym.data_gen.pipeline import Options, collect, run
 from codegym.data_gen.templates import Template, functions
+from codegym.execution import Executor
+from codegym.problems import load, write_jsonl
 
 DATA = Path(__file__).resolve().parent.parent / "codegym" / "data"
 
@@ -100,6 +103,21 @@ def gzip_to(source: Path, target: Path) -> None:
         raise
 
 
+def recheck(path: Path, workers: int | None, rounds: int = 3) -> tuple[int, int]:
+    """Run every reference against its tests again in ``rounds`` fresh executors (fresh workers,
+    fresh string-hash seeds) and drop the problems that fail once: results that depend on the
+    iteration order of a set of strings can pass both runs of the confirm stage when they land in
+    workers with the same hash seed. (kept, dropped)."""
+    problems = load(str(path))
+    kept = problems
+    for i in range(rounds):
+        with Executor(workers=workers) as executor:  # the comment keeps the executor's cache from answering
+            results = executor.run_many([(p.reference_program() + f"\n# recheck {i}\n", p.tests) for p in kept])
+        kept = [p for p, r in zip(kept, results) if r.passed]
+    write_jsonl(kept, path)
+    return len(kept), len(problems) - len(kept)
+
+
 def build(name: str, work: Path, workers: int | None, max_functions: int | None, seed: int, per_package: int) -> None:
     work.mkdir(parents=True, exist_ok=True)
     out = work / f"{name}.jsonl"
@@ -110,9 +128,11 @@ def build(name: str, work: Path, workers: int | None, max_functions: int | None,
     else:
         options = replace(options, mine=MineOptions(licenses=PERMISSIVE_LICENSES))
         summary = run([], out, options, workers=workers, functions=stdlib_functions(options, per_package))
+    kept, dropped = recheck(out, workers)
     gzip_to(out, DATA / f"{name}.jsonl.gz")
     data = summary.as_dict()
-    print(f"{name}: {data['kept']} problems -> {DATA / f'{name}.jsonl.gz'} in {data['seconds']:.0f}s")
+    print(f"{name}: {kept} problems -> {DATA / f'{name}.jsonl.gz'} in {data['seconds']:.0f}s "
+          f"({dropped} dropped by the recheck in a fresh executor)")  # fmt: skip
     for reason, count in list(data["skipped"].items())[:25]:
         print(f"  skipped {count:6d}  {reason}")
 

@@ -37,7 +37,16 @@ def generate_data(
     ),
     task_prefix: str = typer.Option("codegym", help="First part of generated task ids."),
     fresh: bool = typer.Option(False, "--fresh", help="Ignore OUT.progress.jsonl and start over."),
+    report: Path = typer.Option(
+        None, "--report",
+        help="Write one JSON line per skipped function to this file: stage, reason, uncovered branches, inputs tried.",
+    ),
     pynguin_seconds: float = typer.Option(10.0, help="Pynguin's search time per function."),
+    symbolic: bool = typer.Option(
+        False, "--symbolic",
+        help="Also run CrossHair (symbolic execution; pip install 'codegym\\[crosshair]') on branches the other "
+        "stages miss: reaches more, costs seconds per such function.",
+    ),
 ) -> None:
     """Turn plain Python functions into problems with strong unit tests (resumable)."""
     from dataclasses import replace
@@ -55,12 +64,14 @@ def generate_data(
     console = Console(stderr=True)
     if backend not in ("codegym", "ray", "pynguin"):
         raise typer.BadParameter("choose codegym, ray or pynguin", param_hint="--backend")
+    if report is not None and backend == "pynguin":
+        raise typer.BadParameter("--report is for the codegym and ray backends", param_hint="--report")
     if address is not None and backend != "ray":
         raise typer.BadParameter("--address is for --backend ray", param_hint="--address")
     default = ExploreOptions()
     options = Options(
         mine=MineOptions(licenses=tuple(x.strip() for x in licenses.split(",")) if licenses else None),
-        explore=replace(default, seed=seed, mutate=replace(default.mutate, seed=seed)),
+        explore=replace(default, seed=seed, symbolic=symbolic, mutate=replace(default.mutate, seed=seed)),
         select=SelectOptions(max_tests=max_tests, min_mutation_score=min_mutation_score,
                              min_branch_coverage=min_branch_coverage),  # fmt: skip
         emit=EmitOptions(task_prefix=task_prefix, seed=seed),
@@ -91,7 +102,7 @@ def generate_data(
                 if not (isinstance(item, Skipped) and item.stage == "mine"):
                     bar.advance(task)
 
-            summary = run(sources, out, options, executor=executor, fresh=fresh,
+            summary = run(sources, out, options, executor=executor, fresh=fresh, report=report,
                           on_start=lambda n: bar.update(task, total=n), on_item=on_item)  # fmt: skip
     table = Table(title=f"codegym generate-data → {out}")
     table.add_column("what")

@@ -28,6 +28,7 @@ import io
 import re
 import tokenize
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -147,10 +148,15 @@ def to_problem(selected: Selected, options: EmitOptions = EmitOptions()) -> Prob
         "branch_coverage": round(selected.branch_coverage, 4),
         "mutants": len(explored.mutants),
         "mutants_killed": selected.killed,
+        "mutation_score_all": round(selected.mutation_score_all, 4),
+        "equivalent_mutants": {"same_bytecode": explored.same_bytecode, "undistinguished": selected.undistinguished},
+        "test_origins": dict(Counter(c.origin for c in selected.cases)),
         "branch_points": len(explored.points),
         "inputs_tried": len(explored.cases) + sum(explored.dropped.values()),
         "seed": options.seed,
     }
+    if explored.hunt:  # CPU seconds left out: the output depends only on the function and the seed
+        metadata["branch_directed"] = {e: {k: v for k, v in r.items() if k != "seconds"} for e, r in explored.hunt.items()}
     if function.docstring is None and program != function.program:
         metadata["docstring"] = "generated from tests"
     return Problem(

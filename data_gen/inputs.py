@@ -7,7 +7,11 @@ Where the arguments come from, in order of trust:
 2. **type hints** (annotations, then docstring hints such as ``:type x: int``, ``x (str):``), else
    types **inferred from use** in the body (``len(x)``, ``x.split()``, ``x + 1``...);
 3. **boundary values** from the literals in the body (each constant ``c`` gives ``c - 1, c, c + 1``,
-   string constants are spliced into strings);
+   string constants are spliced into strings), and **operand-aware values** (`Operands`): strings
+   that start or end with the prefix a ``startswith``/``endswith`` tests, contain the separator a
+   ``split``/``in``/``count`` looks for, or repeat a half (``s[h:] == s[:h]``); non-ASCII and
+   whitespace-only text; lists with duplicates, sorted and reversed; collections whose length sits
+   around the constant a ``len(x)`` is compared with;
 4. **random values** of those types from a seeded ``random.Random``; small first;
 5. **mutation** of inputs that reached new branches or killed new mutants (coverage- and
    mutation-guided search, driven by `codegym.data_gen.oracle`), including copying a value from
@@ -147,9 +151,18 @@ _USE_HINTS = {
 }  # fmt: skip
 
 
+_NAME_HINTS = (
+    ("str", r"(s|str\d*|string\d*|text\d*|txt|word\d*|sentence|line|name|char|ch|pattern|prefix|suffix|sep)"),
+    ("list", r"(nums?|arr\d*|array|lst\d*|list\d*|items|numbers|values|elements|xs)"),
+    ("int", r"(n|k|m|num|count|size|limit|index|idx|base)"),
+)
+"""Parameter names that say their type (a tie-breaker between the votes of uses)."""
+
+
 def _infer_from_use(func: ast.FunctionDef, name: str) -> TypeSpec:
     """A type for an unannotated parameter, judged from how the body uses it."""
     votes: dict[str, int] = {}
+    pairs: TypeSpec | None = None
 
     def vote(kind: str, weight: int = 1) -> None:
         votes[kind] = votes.get(kind, 0) + weight
@@ -158,10 +171,16 @@ def _infer_from_use(func: ast.FunctionDef, name: str) -> TypeSpec:
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == name:
             for kind, methods in _USE_HINTS.items():
                 if node.attr in methods:
-                    vote(kind, 3)
+                    vote(kind, 5 if kind == "str" else 3)  # str methods say more than len() or indexing
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _REGEX_CALLS:
+            if any(isinstance(a, ast.Name) and a.id == name for a in node.args[:2]):  # re.search(P, x), p.match(x)
+                vote("str", 3)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args:
             first = node.args[0]
-            if isinstance(first, ast.Name) and first.id == name:
+            if node.func.id in ("min", "max") and len(node.args) > 1:  # min(a, b): numbers, not a sequence
+                if any(isinstance(a, ast.Name) and a.id == name for a in node.args):
+                    vote("int", 2)
+            elif isinstance(first, ast.Name) and first.id == name:
                 if node.func.id in ("len", "sorted", "sum", "max", "min", "enumerate", "reversed", "list", "set", "zip"):
                     vote("list", 2)
                 elif node.func.id in ("range", "abs", "bin", "hex", "chr"):
@@ -191,9 +210,18 @@ def _infer_from_use(func: ast.FunctionDef, name: str) -> TypeSpec:
             iterable = node.iter
             if isinstance(iterable, ast.Name) and iterable.id == name:
                 vote("list", 2)
+                if isinstance(node.target, ast.Tuple):  # for a, b in pairs: a list of tuples
+                    pairs = TypeSpec("tuple", (TypeSpec("int"),) * len(node.target.elts))
+    for kind, pattern in _NAME_HINTS:
+        if re.fullmatch(pattern, name):
+            vote(kind, 2)
     if not votes:
         return ANY
     kind = max(sorted(votes), key=lambda k: votes[k])
+    if kind == "list" and pairs is not None:
+        return TypeSpec("list", (pairs,))
+    if kind in ("list", "str") and 2 * votes.get("str", 0) >= votes[kind] and 2 * votes.get("list", 0) >= votes[kind]:
+        return TypeSpec("union", (TypeSpec("str"), TypeSpec("list", (ANY,))))  # len, indexing, loops: either
     return TypeSpec(kind, (ANY,) if kind == "list" else (ANY, ANY) if kind == "dict" else ())
 
 
@@ -241,6 +269,84 @@ def _literals(func: ast.FunctionDef) -> tuple[list[int | float], list[str]]:
             elif type(value) is str and len(value) <= 20:
                 strings.add(value)
     return sorted(numbers, key=lambda v: (abs(v), v)), sorted(strings)
+
+
+_AFFIX_METHODS = {"startswith": "prefix", "endswith": "suffix", "removeprefix": "prefix", "removesuffix": "suffix"}
+_PART_METHODS = {"split", "rsplit", "count", "find", "rfind", "index", "rindex", "replace", "partition", "rpartition",
+                 "strip", "lstrip", "rstrip", "join"}  # fmt: skip
+_UNUSUAL_TEXT = ("é", "naïve café", "日本語", "Straße", "ÀB", "a\u00e9b", "😀x", " ", "   ", "\t\n", " a ", "A", "aA1 ")
+
+
+@dataclass(frozen=True)
+class Operands:
+    """What the body compares a parameter with, for building inputs that reach the other side.
+
+    prefixes/suffixes: strings a ``startswith``/``endswith`` tests; parts: separators and
+    substrings (``split``, ``in``, ``count``, ``replace``...); lengths: constants a ``len(param)`` is
+    compared with; halves: the body slices a parameter (``s[:h]``), so repeated halves and
+    palindromes are worth a try.
+    """
+
+    prefixes: tuple[str, ...] = ()
+    suffixes: tuple[str, ...] = ()
+    parts: tuple[str, ...] = ()
+    lengths: tuple[int, ...] = ()
+    halves: bool = False
+    patterns: tuple[str, ...] = ()
+    """Regular expressions the body matches (``re.search(P, x)``): the branch-directed search
+    draws strings from them (``hypothesis.strategies.from_regex``)."""
+
+
+_REGEX_CALLS = {"search", "match", "fullmatch", "findall", "finditer", "compile", "sub", "subn", "split"}
+
+
+def _operands(func: ast.FunctionDef, module: ast.Module | None = None) -> Operands:
+    constants: dict[str, str] = {}  # names bound to a string (module level or in the body): regexes
+    for node in [*(module.body if module else []), *ast.walk(func)]:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and type(node.value.value) is str:
+            constants.update((t.id, node.value.value) for t in node.targets if isinstance(t, ast.Name))
+    patterns: set[str] = set()
+    prefixes: set[str] = set()
+    suffixes: set[str] = set()
+    parts: set[str] = set()
+    lengths: set[int] = set()
+    halves = False
+
+    def strings(node: ast.expr) -> list[str]:
+        if isinstance(node, ast.Constant) and type(node.value) is str and len(node.value) <= 20:
+            return [node.value]
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return [v for e in node.elts for v in strings(e)]
+        return []
+
+    for node in ast.walk(func):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            method = node.func.attr
+            if method in _REGEX_CALLS and isinstance(node.func.value, ast.Name) and node.func.value.id == "re" and node.args:
+                first = node.args[0]
+                pattern = first.value if isinstance(first, ast.Constant) else constants.get(getattr(first, "id", ""))
+                if type(pattern) is str and len(pattern) <= 500:
+                    patterns.add(pattern)
+            found = [v for a in node.args[:1] for v in strings(a)]
+            if isinstance(node.func.value, ast.Constant) and method == "join":
+                found += strings(node.func.value)
+            if method in _AFFIX_METHODS:
+                (prefixes if _AFFIX_METHODS[method] == "prefix" else suffixes).update(found)
+            elif method in _PART_METHODS:
+                parts.update(found)
+        elif isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            for op, left, right in zip(node.ops, operands, operands[1:]):
+                if isinstance(op, (ast.In, ast.NotIn)):
+                    parts.update(v for v in strings(left) if v)
+                for a, b in ((left, right), (right, left)):
+                    if isinstance(a, ast.Call) and isinstance(a.func, ast.Name) and a.func.id == "len":
+                        if isinstance(b, ast.Constant) and type(b.value) is int and 0 <= b.value <= 64:
+                            lengths.add(b.value)
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
+            halves = True
+    return Operands(tuple(sorted(prefixes)), tuple(sorted(suffixes)), tuple(sorted(parts - {""})),
+                    tuple(sorted(lengths)), halves, tuple(sorted(patterns)))  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,9 +424,13 @@ class InputGenerator:
     strings: list[str]
     options: InputOptions = field(default_factory=InputOptions)
     seed: int = 0
+    operands: Operands = field(default_factory=Operands)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        self.origins: dict[str, str] = {}
+        """Where inputs that did not come from the random/guided search came from, by literal:
+        ``operand`` (`operand_inputs`), ``hypothesis`` or ``crosshair`` (the oracle's branch-directed stage)."""
 
     @classmethod
     def of(
@@ -356,7 +466,7 @@ class InputGenerator:
         )
         examples = [a for a in _call_args(text, entry) if len(a) == len(params)]
         numbers, strings = _literals(func)
-        return cls(params, tuple(types), tuple(defaults), examples, numbers, strings, options, seed)
+        return cls(params, tuple(types), tuple(defaults), examples, numbers, strings, options, seed, _operands(func, tree))
 
     # ---- random values -------------------------------------------------------------------
 
@@ -389,6 +499,10 @@ class InputGenerator:
             return text.encode("latin-1", "replace") if kind == "bytes" else text
         n = self._length(depth)
         element = spec.args[0] if spec.args else ANY
+        if element.kind == "any" and kind in ("list", "set", "tuple") and (kind != "tuple" or spec.variadic or not spec.args):
+            # unknown elements: one type for the whole collection (mixed ones mostly raise TypeError)
+            element = rng.choice([TypeSpec("int"), TypeSpec("int"), TypeSpec("str"), TypeSpec("float"),
+                                  TypeSpec("tuple", (TypeSpec("int"), TypeSpec("int"))), ANY])  # fmt: skip
         if kind == "list":
             return [self.value(element, depth + 1) for _ in range(n)]
         if kind == "set":
@@ -461,11 +575,73 @@ class InputGenerator:
         for text in self.strings[:6]:
             found.append(tuple(text if t.kind == "str" else self.value(t) for t in self.types))
         found.append(tuple(_empty(t) for t in self.types))
+        found += self.operand_inputs()
         if any(d is not ... for d in self.defaults):
             found.append(tuple(d if d is not ... else self.value(t) for d, t in zip(self.defaults, self.types)))
         while len(found) < self.options.initial + len(self.examples):
             found.append(tuple(self.value(t) for t in self.types))
         return unique(found)
+
+    def operand_values(self, spec: TypeSpec) -> list[Any]:
+        """Values of type ``spec`` built from the body's operands (see `Operands`): the ones random
+        search rarely hits."""
+        rng, ops = self.rng, self.operands
+        if spec.kind == "union":
+            return [v for s in spec.args for v in self.operand_values(s)]
+        if spec.kind in ("str", "bytes"):
+            word = lambda: "".join(rng.choice("abcxyz") for _ in range(rng.randint(1, 4)))  # noqa: E731
+            out = [p + word() for p in ops.prefixes] + [p for p in ops.prefixes]
+            out += [word() + s for s in ops.suffixes] + [w + s for s in ops.suffixes for w in ("x" + s,)]
+            out += [word() + p + word() + p + word() for p in ops.parts] + [p + word() for p in ops.parts[:4]]
+            out += ["a" * n for n in ops.lengths] + ["ab" * n for n in ops.lengths[:2]]
+            if ops.halves:
+                for _ in range(3):
+                    half = self._string() or word()
+                    out += [half + half, half + half[::-1]]
+                out += ["abcba", "abba", "aa"]
+            out += list(_UNUSUAL_TEXT) + [w + "é" for w in self.strings[:2]]
+            if spec.kind == "bytes":
+                return [v.encode("utf-8") for v in out]
+            return out
+        if spec.kind in ("list", "tuple", "set") and not (spec.kind == "tuple" and spec.args and not spec.variadic):
+            element = spec.args[0] if spec.args else TypeSpec("int")
+            element = element if element.kind != "any" else TypeSpec("int")
+            items = [self.value(element, 1) for _ in range(4)]
+            try:
+                ordered = sorted(items)
+            except TypeError:
+                ordered = items
+            out = [items + items[:2], [items[0]] * 3, ordered, ordered[::-1], items[:1]]
+            out += [[self.value(element, 1) for _ in range(n)] for n in {n + d for n in ops.lengths for d in (-1, 0, 1)}
+                    if 0 <= n <= 16]  # fmt: skip
+            if spec.kind == "tuple":
+                return [tuple(v) for v in out]
+            if spec.kind == "set":
+                return [{self._hashable(x) for x in v} for v in out]
+            return out
+        if spec.kind in ("int", "float"):
+            # each constant c with c - 1 and c + 1 (already in numbers; the mirrored -c are left to the random pool)
+            edges = [n for n in self.numbers if type(n) is int and n >= 0]
+            cast = int if spec.kind == "int" else float
+            out = [cast(n) for n in edges] + [cast(n + d) for n in ops.lengths for d in (-1, 0, 1)]
+            if spec.kind == "float":
+                out += [n + 0.5 for n in edges] + [n - 0.5 for n in edges]
+            return out
+        return []
+
+    def operand_inputs(self, limit: int = 24) -> list[Args]:
+        """Inputs with one argument taken from `operand_values` (the others random), at most
+        ``limit``, spread over the parameters."""
+        pools = [unique([(v,) for v in self.operand_values(t)]) for t in self.types]
+        out: list[Args] = []
+        for rank in range(max((len(p) for p in pools), default=0)):
+            for i, pool in enumerate(pools):
+                if rank < len(pool) and len(out) < limit:
+                    base = [self.value(t) for t in self.types]
+                    base[i] = pool[rank][0]
+                    out.append(tuple(base))
+                    self.origins.setdefault(to_literal(out[-1]) or "", "operand")
+        return out
 
     def evolve(self, parents: Sequence[Args], n: int | None = None) -> list[Args]:
         """``n`` new inputs, each a parent with one argument mutated (coverage/mutation guided)."""

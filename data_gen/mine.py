@@ -108,6 +108,8 @@ class Skipped:
     stage: str
     reason: str
     detail: str = ""
+    facts: dict[str, Any] = field(default_factory=dict, compare=False)
+    """What the search saw, for ``generate-data --report``: uncovered branches, inputs tried."""
 
 
 # --------------------------------------------------------------------------------------------

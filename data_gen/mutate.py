@@ -13,19 +13,25 @@ A test set is only as good as the bugs it catches. Each mutant changes one thing
 - ``index``: an integer subscript or slice bound moved by one.
 
 Duplicates are removed on the normalised source (``ast.unparse``), including mutants that
-normalise back to the original. Mutants are complete programs: the function's lines of the
-program are replaced by the mutated function, everything else is kept byte for byte.
+normalise back to the original, and then on the compiled bytecode of the function (*trivial
+compiler equivalence*, Papadakis et al. 2015): a mutant the compiler turns into the same code as the
+original (``x * 1`` folded away, ``not a < b`` in an ``if``...) is equivalent, and one that compiles
+like an earlier mutant is a duplicate; `mutant_set` counts the equivalent ones. Mutants are
+complete programs: the function's lines of the program are replaced by the mutated function,
+everything else is kept byte for byte.
 """
 
 from __future__ import annotations
 
 import ast
+import dis
 import random
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import CodeType
 
-__all__ = ["Mutant", "MutateOptions", "mutants", "splice"]
+__all__ = ["Mutant", "MutateOptions", "mutant_set", "mutants", "splice"]
 
 
 @dataclass(frozen=True)
@@ -189,10 +195,44 @@ def splice(program: str, lines: tuple[int, int], function_source: str) -> str:
     return "".join(kept[: start - 1]) + new.rstrip("\n") + "\n" + "".join(kept[end:])
 
 
-def mutants(program: str, entry: str, lines: tuple[int, int], options: MutateOptions = MutateOptions()) -> list[Mutant]:
-    """The distinct mutants of function ``entry`` of ``program`` (which spans ``lines``).
+def _code_of(module: CodeType, entry: str) -> CodeType | None:
+    """The code object of top-level function ``entry`` in a compiled module."""
+    return next((c for c in module.co_consts if isinstance(c, CodeType) and c.co_name == entry), None)
 
-    Works on the AST only; nothing is executed. Mutants that do not compile are dropped.
+
+_CONST_OPS = frozenset(dis.hasconst)
+_EXTENDED_ARG = dis.opmap["EXTENDED_ARG"]
+
+
+def _fingerprint(code: CodeType) -> tuple[object, ...]:
+    """What a code object does, without line numbers: its bytecode, names, and the constants its
+    instructions load (a constant left in the table by code the compiler removed does not count;
+    nested code objects by their own fingerprint)."""
+    raw, used, extended = code.co_code, set(), 0
+    for i in range(0, len(raw), 2):
+        op, arg = raw[i], raw[i + 1] | extended
+        extended = arg << 8 if op == _EXTENDED_ARG else 0
+        if op in _CONST_OPS:
+            used.add(arg)
+    consts = tuple(
+        _fingerprint(c) if isinstance(c, CodeType) else (type(c).__name__, repr(c))
+        for i, c in enumerate(code.co_consts) if i in used
+    )  # fmt: skip
+    return (raw, consts, code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars)
+
+
+def mutants(program: str, entry: str, lines: tuple[int, int], options: MutateOptions = MutateOptions()) -> list[Mutant]:
+    """The distinct, non-equivalent mutants of function ``entry`` of ``program`` (which spans ``lines``)."""
+    return mutant_set(program, entry, lines, options)[0]
+
+
+def mutant_set(
+    program: str, entry: str, lines: tuple[int, int], options: MutateOptions = MutateOptions()
+) -> tuple[list[Mutant], int]:
+    """(distinct mutants, how many were dropped as compiling to the original's bytecode).
+
+    Works on the AST and the compiler only; nothing is executed. Mutants that do not compile are
+    dropped.
     """
     tree = ast.parse(program)
     func = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == entry)
@@ -224,14 +264,28 @@ def mutants(program: str, entry: str, lines: tuple[int, int], options: MutateOpt
         found.append((operator, line, text))
     if options.max_mutants is not None and len(found) > options.max_mutants:
         found = sorted(random.Random(options.seed).sample(found, options.max_mutants), key=lambda m: m[1])
-    result = []
+    def fingerprint(source: str) -> tuple[object, ...] | None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            code = _code_of(compile(source, "<mutant>", "exec", dont_inherit=True), entry)  # compiles only; nothing runs
+        return _fingerprint(code) if code is not None else None
+
+    try:
+        compiled = {fingerprint(program)} - {None}
+    except (SyntaxError, ValueError):
+        compiled = set()
+    original_code = set(compiled)
+    result, equivalent = [], 0
     for operator, line, text in found:
         mutated = splice(program, lines, restore(text))
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                compile(mutated, "<mutant>", "exec", dont_inherit=True)  # compiles only; nothing runs
+            code = fingerprint(mutated)
         except (SyntaxError, ValueError):
             continue
+        if code is not None and code in compiled:
+            equivalent += code in original_code
+            continue
+        if code is not None:
+            compiled.add(code)
         result.append(Mutant(operator, line, mutated))
-    return result
+    return result, equivalent

@@ -10,6 +10,18 @@ reach the line of a mutant still alive (so the fault gets a chance to show); it 
 after ``rounds`` rounds. A
 last round shrinks the inputs a preliminary selection would keep, so that tests stay small.
 
+After the rounds comes the **branch-directed stage**, spent only on functions at risk of being
+dropped (a single result so far, or branch coverage below ``hunt_below``): a Hypothesis search in the sandbox
+(strategies from the inferred types, full-Unicode text, structured collections, and the body's
+operands: string literals, separators, prefixes, regexes via ``from_regex``, numbers around
+constants), every call traced, keeping inputs that reach a missing outcome or a new result; then,
+with ``symbolic``, CrossHair's symbolic path cover on what is still missing. The inputs found go
+through one ordinary round, so they are checked for determinism and scored on the mutants like any
+other. Why Hypothesis by default and CrossHair as an option: Hypothesis costs about a tenth of a
+second per function and finds what the operands point at (prefixes, regex matches, repeated
+halves); CrossHair also solves arithmetic conditions (``x * 3 == 2962962963``) but costs seconds per
+function, too much for the default ≥ 20 functions/s.
+
 Only results that can be written as literal asserts become `Case` s: returned builtin values,
 exception type names, and arguments changed in place. Timeouts, non-builtin results, huge outputs,
 flaky results and ``TypeError``/``AttributeError`` on generated inputs (the input's fault, unless
@@ -27,9 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from codegym.data_gen.branches import BranchPoint, branch_points, covered_outcomes
-from codegym.data_gen.inputs import InputGenerator, InputOptions, to_literal, unique
+from codegym.data_gen.inputs import InputGenerator, InputOptions, TypeSpec, to_literal, unique
 from codegym.data_gen.mine import MinedFunction, Skipped
-from codegym.data_gen.mutate import Mutant, MutateOptions, mutants
+from codegym.data_gen.mutate import Mutant, MutateOptions, mutant_set
 from codegym.execution import EvalResult, Executor
 
 __all__ = ["Case", "ExploreOptions", "Explored", "explore"]
@@ -45,7 +57,15 @@ class ExploreOptions:
     """Search settings.
 
     rounds: guided rounds after the first; patience: rounds in a row without a new arc or kill
-    before giving up; budget: seconds one reference call may take;
+    before giving up; hunt: run the branch-directed search (Hypothesis, in the sandbox) on functions
+    that returned one constant so far or whose inputs cover less than ``hunt_below`` of the branch
+    outcomes (above 1: every function that misses one), ``hunt_examples`` calls each (Hypothesis
+    derandomized, so the same inputs every run; ``hunt_seconds`` of CPU time is only a safety
+    net), ``hunt_group`` functions per sandbox job (one import of Hypothesis for all of them);
+    symbolic: then run CrossHair (symbolic execution over z3; ``pip install 'codegym[crosshair]'``)
+    for ``symbolic_seconds`` on what is still uncovered: it reaches branches no sampling does
+    (``x == 987654321``) but costs seconds per function, so it is off by default (and its search is
+    bounded by wall-clock time, so what it finds may vary between runs); budget: seconds one reference call may take;
     job_timeout: wall-clock limit of one round of one function; max_output: longest ``repr`` of a
     result kept as a test; max_kills: inputs tried on a mutant after it is killed (a few killers
     per mutant let the selection choose; all of them would cost a call per input); batch: functions explored side by side; shrink: run the shrinking round.
@@ -53,6 +73,13 @@ class ExploreOptions:
 
     rounds: int = 3
     patience: int = 1
+    hunt: bool = True
+    hunt_examples: int = 40
+    hunt_seconds: float = 2.0
+    hunt_group: int = 8
+    hunt_below: float = 0.5
+    symbolic: bool = False
+    symbolic_seconds: float = 2.0
     budget: float = 0.1
     job_timeout: float = 30.0
     max_output: int = 1000
@@ -77,6 +104,10 @@ class Case:
     arcs: frozenset[tuple[int, int]]
     outcomes: frozenset[tuple[int, bool]]
     kills: set[int] = field(default_factory=set)
+    origin: str = "search"
+    """Which stage made the input: ``search`` (examples, types, literals, random, guided mutation),
+    ``operand`` (operand-aware values), or the branch-directed stage's ``hypothesis`` or
+    ``crosshair``."""
 
 
 @dataclass
@@ -88,10 +119,43 @@ class Explored:
     points: list[BranchPoint]
     cases: list[Case]
     dropped: Counter[str]
+    failed: list[tuple[Any, ...]] = field(default_factory=list)
+    """A few inputs that gave no usable result (for the report)."""
+    same_bytecode: int = 0
+    """Mutants dropped because they compile to the original's bytecode (trivially equivalent)."""
+    hunt: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The branch-directed stage, per engine that ran: outcomes wanted and reached, inputs found,
+    examples (Hypothesis) or paths (CrossHair), CPU seconds in the sandbox (left out of the
+    emitted metadata, which must not vary between runs)."""
 
     @property
     def killed(self) -> set[int]:
         return set().union(*(c.kills for c in self.cases)) if self.cases else set()
+
+    def uncovered(self, cases: Iterable[Case] | None = None) -> list[dict[str, Any]]:
+        """The branch outcomes ``cases`` (default: every case found) never reached, each as
+        ``{"line", "taken", "test"}`` (the decision's first line and source)."""
+        cases = self.cases if cases is None else cases
+        seen = set().union(*(c.outcomes for c in cases)) if cases else set()
+        lines = self.function.program.splitlines()
+        return [
+            {"line": p.first, "taken": taken, "test": lines[p.first - 1].strip()[:120] if p.first <= len(lines) else ""}
+            for i, p in enumerate(self.points) for taken in (True, False) if (i, taken) not in seen
+        ]  # fmt: skip
+
+    def facts(self, cases: Iterable[Case] | None = None) -> dict[str, Any]:
+        """What ``generate-data --report`` says about a function it skipped."""
+        tried = len(self.cases) + sum(self.dropped.values())
+        return {
+            "uncovered": self.uncovered(cases),
+            "inputs_tried": tried,
+            "inputs_dropped": dict(self.dropped.most_common()),
+            "inputs": [to_literal(c.args) for c in self.cases[:8]] + [to_literal(a) for a in self.failed[:4]],
+            "results": dict(Counter(c.result[0] if c.result[0] == "ok" else f"raise {c.result[1]}" for c in self.cases)),
+            "mutants": len(self.mutants),
+            "mutants_killed": len(self.killed),
+            "branch_directed": self.hunt,
+        }
 
 
 @dataclass
@@ -135,14 +199,17 @@ def _absorb(state: _State, payload: dict[str, Any]) -> tuple[bool, list[int]]:
     index_of: dict[int, int] = {}
     for i, (args, result, arcs) in enumerate(zip(state.pending, payload["results"], payload["arcs"])):
         tag = result[0] if result else "malformed"
+        why = None
         if tag not in ("ok", "raise"):
-            explored.dropped[tag] += 1
-            continue
-        if tag == "raise" and result[1] in _INPUT_ERRORS and result[1] not in state.raises:
-            explored.dropped["ill-typed input"] += 1
-            continue
-        if tag == "ok" and (to_literal(result[1]) is None or result[2] is not None and to_literal(result[2]) is None):
-            explored.dropped["not a literal"] += 1
+            why = tag
+        elif tag == "raise" and result[1] in _INPUT_ERRORS and result[1] not in state.raises:
+            why = "ill-typed input"
+        elif tag == "ok" and (to_literal(result[1]) is None or result[2] is not None and to_literal(result[2]) is None):
+            why = "not a literal"
+        if why is not None:
+            explored.dropped[why] += 1
+            if len(explored.failed) < 4:
+                explored.failed.append(tuple(args))
             continue
         arc_set = frozenset(tuple(a) for a in arcs)
         if not arc_set <= state.arcs:
@@ -150,7 +217,9 @@ def _absorb(state: _State, payload: dict[str, Any]) -> tuple[bool, list[int]]:
             state.arcs |= arc_set
             new_cases.append(len(explored.cases))
         index_of[i] = len(explored.cases)
-        explored.cases.append(Case(tuple(args), tuple(result), arc_set, frozenset(covered_outcomes(explored.points, arc_set))))
+        origin = state.generator.origins.get(to_literal(tuple(args)) or "", "search")
+        outcomes = frozenset(covered_outcomes(explored.points, arc_set))
+        explored.cases.append(Case(tuple(args), tuple(result), arc_set, outcomes, origin=origin))
     already = explored.killed
     for mutant, killed in zip(state.targets, payload["kills"]):
         hits = list(index_of.values()) if killed == "invalid" else [index_of[k] for k in killed if k in index_of]
@@ -210,14 +279,15 @@ def _split_retry(executor: Executor, state: _State, options: ExploreOptions) -> 
 
 def _start(function: MinedFunction, options: ExploreOptions) -> _State | Skipped:
     try:
-        found = mutants(function.program, function.entry, function.lines, options.mutate)
+        found, same_bytecode = mutant_set(function.program, function.entry, function.lines, options.mutate)
         points = branch_points(function.program, function.entry)
         generator = InputGenerator.of(function.program, function.entry, function.docstring, options.inputs, options.seed)
     except Exception as exc:  # odd code must cost one function, never the run
         return Skipped(function.key, "inputs", "cannot analyse", f"{type(exc).__name__}: {exc}"[:200])
     if not generator.params:
         return Skipped(function.key, "inputs", "no parameters")
-    state = _State(Explored(function, found, points, [], Counter()), generator, raises=_raised_names(function))
+    state = _State(Explored(function, found, points, [], Counter(), same_bytecode=same_bytecode), generator,
+                   raises=_raised_names(function))  # fmt: skip
     state.pending = generator.initial()
     state.targets = list(range(len(found)))
     return state
@@ -232,6 +302,98 @@ def _raised_names(function: MinedFunction) -> frozenset[str]:
             if isinstance(target, ast.Name):
                 names.add(target.id)
     return frozenset(names)
+
+
+def _wants_hunt(explored: Explored, options: ExploreOptions) -> bool:
+    """Whether the branch-directed stage is worth its cost here: the function has returned one
+    result so far, or its inputs cover less than ``hunt_below`` of the branch outcomes."""
+    if _constant(explored):
+        return True
+    if not explored.points:
+        return False
+    return 1 - len(explored.uncovered()) / (2 * len(explored.points)) < options.hunt_below
+
+
+def _constant(explored: Explored) -> bool:
+    """Every usable result so far is the same returned value (the function looks trivial)."""
+    return len({(to_literal(c.result[1]), to_literal(c.result[2])) if c.result[0] == "ok" else c.result[1]
+                for c in explored.cases}) < 2  # fmt: skip
+
+
+def _spec(spec: TypeSpec) -> tuple[str, list[Any], bool]:
+    return (spec.kind, [_spec(a) for a in spec.args], spec.variadic)
+
+
+def _hunt_args(state: _State, options: ExploreOptions) -> tuple[Any, ...]:
+    explored, generator = state.explored, state.generator
+    outcomes = set().union(*(c.outcomes for c in explored.cases))
+    wanted = [[i, taken] for i in range(len(explored.points)) for taken in (True, False) if (i, taken) not in outcomes]
+    ops = generator.operands
+    strings = sorted(set(generator.strings) | set(ops.prefixes) | set(ops.suffixes) | set(ops.parts))
+    numbers = [n for n in generator.numbers if isinstance(n, int)][:24] + list(ops.lengths)
+    points = [[p.first, p.last, p.target] for p in explored.points]
+    known = sorted({repr((c.result[1], c.result[2]))[:200] if c.result[0] == "ok" else "raise " + c.result[1]
+                    for c in explored.cases})  # fmt: skip
+    args = (explored.function.program, explored.function.entry, [_spec(t) for t in generator.types], strings, numbers,
+            list(ops.patterns), points, wanted, known, options.hunt_examples, options.hunt_seconds, options.budget,
+            options.seed)  # fmt: skip
+    return args
+
+
+def _symbolic_args(state: _State, options: ExploreOptions) -> tuple[Any, ...]:
+    function = state.explored.function
+    return (function.program, function.entry, [_spec(t) for t in state.generator.types], options.symbolic_seconds)
+
+
+_ENGINES = {"hypothesis": ("_cg_hunt_many", _hunt_args), "crosshair": ("_cg_symbolic_many", _symbolic_args)}
+
+
+def _hunt_round(states: Sequence[_State], executor: Executor, options: ExploreOptions) -> None:
+    """Branch-directed stage: for each function that still misses branch outcomes (or has returned
+    one constant so far), Hypothesis and then, if ``symbolic``, CrossHair on what is still missing."""
+    _engine_round(states, executor, options, "hypothesis")
+    if options.symbolic:
+        _engine_round([s for s in states if s.explored.uncovered()], executor, options, "crosshair")
+
+
+def _engine_round(states: Sequence[_State], executor: Executor, options: ExploreOptions, engine: str) -> None:
+    """One engine of the branch-directed stage, in the sandbox (``hunt_group`` functions per job),
+    then one ordinary round (reference, arcs, mutants) on the inputs it found. Records in
+    ``explored.hunt[engine]``: outcomes wanted and reached, inputs found, examples or paths, CPU s."""
+    if not states:
+        return
+    call, make_args = _ENGINES[engine]
+    groups = [states[i : i + options.hunt_group] for i in range(0, len(states), options.hunt_group)]
+    jobs = [(HARNESS + f"\n_cg_args = {[make_args(s, options) for s in group]!r}\n", [f"{call}(_cg_args)"])
+            for group in groups]  # fmt: skip
+    values: list[Any] = []
+    for group, result in zip(groups, executor.evaluate_many(jobs, timeout=options.job_timeout)):
+        ok = result.outcome == "ok" and result.values and result.values[0].status == "ok"
+        value = result.values[0].value if ok else None
+        values += value if isinstance(value, list) and len(value) == len(group) else [result.outcome] * len(group)
+    owners, wanted = [], {}
+    for state, value in zip(states, values):
+        wanted[id(state)] = len(state.explored.uncovered())
+        record: dict[str, Any] = {"wanted": wanted[id(state)], "reached": 0}
+        state.explored.hunt[engine] = record
+        if not isinstance(value, dict):
+            record["error"] = str(value)[:100]
+            continue
+        seen = {to_literal(c.args) for c in state.explored.cases}
+        found = [a for a in unique([tuple(a) for a in value["found"]]) if to_literal(a) not in seen]
+        record.update({k: value[k] for k in ("examples", "paths", "results") if k in value})
+        record.update(inputs=len(found), seconds=round(value["seconds"], 4))
+        for args in found:
+            state.generator.origins[to_literal(args) or ""] = engine
+        if found:
+            state.pending = found
+            state.targets = [i for i in range(len(state.explored.mutants)) if i not in state.explored.killed]
+            owners.append(state)
+    for state, result in zip(owners, executor.evaluate_many([_job(s, options) for s in owners], timeout=options.job_timeout)):
+        payload = _payload(result)
+        if payload is not None:
+            _absorb(state, payload)
+            state.explored.hunt[engine]["reached"] = wanted[id(state)] - len(state.explored.uncovered())
 
 
 def _shrink_round(states: Sequence[_State], executor: Executor, options: ExploreOptions) -> None:
@@ -294,6 +456,8 @@ def _explore_batch(states: list[_State], executor: Executor, options: ExploreOpt
             progress, fresh = _absorb(state, payload)
             _next_round(state, options, progress, fresh)
     live = [s for s in states if id(s) not in failed and s.explored.cases]
+    if options.hunt:
+        _hunt_round([s for s in live if _wants_hunt(s.explored, options)], executor, options)
     if options.shrink and live:
         _shrink_round(live, executor, options)
     for state in states:
@@ -301,6 +465,6 @@ def _explore_batch(states: list[_State], executor: Executor, options: ExploreOpt
             yield failed[id(state)]
         elif not state.explored.cases:
             reasons = ", ".join(f"{k} {v}" for k, v in state.explored.dropped.most_common(3))
-            yield Skipped(state.explored.function.key, "oracle", "no usable result", reasons)
+            yield Skipped(state.explored.function.key, "oracle", "no usable result", reasons, state.explored.facts())
         else:
             yield state.explored

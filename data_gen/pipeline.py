@@ -33,7 +33,7 @@ from codegym.execution import Executor
 from codegym.execution.ray_backend import RayBackend
 from codegym.problems import Problem, available, load, write_jsonl
 
-__all__ = ["Options", "Summary", "collect", "generate", "run"]
+__all__ = ["Options", "Summary", "collect", "generate", "run", "write_report"]
 
 PROBLEM_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz")
 
@@ -162,7 +162,7 @@ def _read_progress(path: Path) -> list[dict[str, Any]]:
 
 def _entry(item: Problem | Skipped) -> dict[str, Any]:
     if isinstance(item, Skipped):
-        return {"key": item.key, "skipped": [item.stage, item.reason, item.detail]}
+        return {"key": item.key, "skipped": [item.stage, item.reason, item.detail], "facts": item.facts}
     return {"key": item.metadata.get("function_key", item.task_id), "problem": item.to_dict()}
 
 
@@ -176,10 +176,12 @@ def run(
     on_start: Callable[[int], None] | None = None,
     on_item: Callable[[Problem | Skipped], None] | None = None,
     functions: Iterable[MinedFunction | Skipped] | None = None,
+    report: str | os.PathLike[str] | None = None,
 ) -> Summary:
     """Generate problems from ``sources`` into ``out``, resuming from ``out``'s progress file.
 
     ``functions`` replaces ``sources`` with already mined functions (the template-made set).
+    ``report``: a JSONL file with one line per skipped function (`write_report`).
 
     ``on_start(n)`` is told how many functions will be explored, ``on_item`` sees each result
     (progress bars). Returns the `Summary` of everything in the output, resumed work included.
@@ -221,6 +223,7 @@ def run(
         if owned:
             executor.close()
     problems: dict[str, Problem] = {}
+    skipped: list[Skipped] = []
     for entry in _read_progress(progress):
         if "problem" in entry:
             problem = load_record(entry["problem"])
@@ -228,10 +231,27 @@ def run(
             summary.add(problem)
         elif "skipped" in entry:
             stage, reason, detail = entry["skipped"]
-            summary.add(Skipped(entry["key"], stage, reason, detail))
+            skipped.append(Skipped(entry["key"], stage, reason, detail, entry.get("facts") or {}))
+            summary.add(skipped[-1])
     write_jsonl(problems.values(), out)
+    if report is not None:
+        write_report(skipped, report)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def write_report(skipped: Iterable[Skipped], path: str | os.PathLike[str]) -> None:
+    """One JSON line per skipped function: ``key``, ``stage``, ``reason``, ``detail``, and what the
+    search saw where it got that far: ``uncovered`` (branch outcomes never reached: decision line,
+    taken or not, its source), ``inputs_tried``, ``inputs_dropped`` (why inputs gave no usable
+    result), ``inputs`` (a sample, as literals), ``results`` (kinds of result found), ``mutants`` and
+    ``mutants_killed``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for item in skipped:
+            line = {"key": item.key, "stage": item.stage, "reason": item.reason, "detail": item.detail, **item.facts}
+            fh.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 
 def load_record(record: dict[str, Any]) -> Problem:

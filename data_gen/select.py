@@ -3,9 +3,18 @@
 Greedy set cover over the union of (killed mutants) and (covered branch outcomes): repeatedly take
 the case that adds the most uncovered elements, preferring returned values over exceptions and
 small inputs over large ones on ties; then top up to ``min_tests`` with cases of distinct results
-(so a constant function cannot pass). The mutation score is killed / distinct mutants (mutants that
-no input tells apart from the reference count as survivors: some are equivalent, which makes the
-score a lower bound). Functions whose tests stay weak are dropped with the reason.
+(so a constant function cannot pass).
+
+Exceptions are behaviour: each distinct exception type the reference raised on some input gets one
+test (``codegym_raises``), as long as the set also pins results it returns normally; a function
+that only ever raised is skipped ("only exceptions").
+
+The mutation score is killed / non-equivalent mutants. Equivalent mutants are left out of it and
+counted separately: those that compile to the original's bytecode (dropped when the mutants are
+made, `codegym.data_gen.mutate`) and those no input tried distinguishes from the reference after
+every input stage, the branch-directed search included (``undistinguished``). The latter may hide
+a few real but hard-to-reach faults, so the score over all mutants is kept in the metadata too
+(``mutation_score_all``). Functions whose tests stay weak are dropped with the reason.
 """
 
 from __future__ import annotations
@@ -44,6 +53,10 @@ class Selected:
     mutation_score: float
     branch_coverage: float
     killed: int
+    undistinguished: int = 0
+    """Mutants no input tried told apart from the reference (counted as equivalent)."""
+    mutation_score_all: float = 0.0
+    """Killed / all mutants, the equivalent ones included (a lower bound)."""
 
     @property
     def function(self):  # noqa: ANN201 - MinedFunction, re-exported for convenience
@@ -85,16 +98,25 @@ def greedy(explored: Explored, options: SelectOptions) -> list[int]:
             break
         if i not in chosen:
             chosen.append(i)
+    if any(cases[i].result[0] == "ok" for i in order):  # exceptions as behaviour, normal results pinned too
+        have = {cases[i].result[1] for i in chosen if cases[i].result[0] == "raise"}
+        if not any(cases[i].result[0] == "ok" for i in chosen):
+            chosen.append(next(i for i in order if cases[i].result[0] == "ok"))
+        for i in order:
+            if cases[i].result[0] == "raise" and cases[i].result[1] not in have and len(chosen) < options.max_tests + 2:
+                chosen.append(i)
+                have.add(cases[i].result[1])
     return chosen
 
 
 def score(explored: Explored, cases: Iterable[Case]) -> tuple[float, float, int]:
-    """(mutation score, branch coverage, mutants killed) of a set of cases."""
+    """(mutation score over the non-equivalent mutants, branch coverage, mutants killed) of a set
+    of cases; a mutant no case of ``explored`` kills counts as equivalent."""
     cases = list(cases)
     killed = set().union(*(c.kills for c in cases)) if cases else set()
     outcomes = set().union(*(c.outcomes for c in cases)) if cases else set()
-    n_mutants = len(explored.mutants)
-    mutation = len(killed) / n_mutants if n_mutants else 1.0
+    distinguished = len(explored.killed)  # no kill at all is no evidence that every mutant is equivalent
+    mutation = len(killed) / distinguished if distinguished else 0.0 if explored.mutants else 1.0
     if explored.points:
         coverage = len(outcomes) / (2 * len(explored.points))
     else:
@@ -114,13 +136,16 @@ def select(
         mutation, coverage, killed = score(item, chosen)
         key = item.function.key
         distinct = {_result_text(c) for c in chosen}
+        facts = item.facts()
         if not any(c.result[0] == "ok" for c in chosen):
-            yield Skipped(key, "select", "only exceptions")
+            yield Skipped(key, "select", "only exceptions", "", facts)
         elif len(distinct) < options.min_distinct_results:
-            yield Skipped(key, "select", "trivial (constant result)")
+            yield Skipped(key, "select", "trivial (constant result)", "", facts)
         elif mutation < options.min_mutation_score:
-            yield Skipped(key, "select", "weak tests (mutation score)", f"{mutation:.2f}")
+            yield Skipped(key, "select", "weak tests (mutation score)", f"{mutation:.2f}", facts)
         elif coverage < options.min_branch_coverage:
-            yield Skipped(key, "select", "weak tests (branch coverage)", f"{coverage:.2f}")
+            yield Skipped(key, "select", "weak tests (branch coverage)", f"{coverage:.2f}", facts)
         else:
-            yield Selected(item, chosen, mutation, coverage, killed)
+            n_mutants = len(item.mutants)
+            undistinguished = n_mutants - len(item.killed)
+            yield Selected(item, chosen, mutation, coverage, killed, undistinguished, killed / n_mutants if n_mutants else 1.0)

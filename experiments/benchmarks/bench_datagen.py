@@ -5,14 +5,21 @@ Measures, and prints as a table then as ONE JSON line at the end:
 1. throughput: functions per second end to end (explore → select → emit → confirm, sandbox
    start-up included) on functions mined from the standard library, with ``--workers`` sandbox
    workers; and CPU seconds per function, from which the rate on free cores is estimated (the
-   wall-clock rate depends on what else the machine runs);
-2. HumanEval: tests generated from each problem's reference alone (HumanEval's tests are never
+   wall-clock rate depends on what else the machine runs); the same functions again without the
+   branch-directed stage, as the reference for what that stage costs and brings;
+2. coverage of MBPP train (374 functions): how many get tests from their reference alone, and the
+   skip reasons (``--report FILE`` writes the skipped ones, one JSON line each);
+3. HumanEval: tests generated from each problem's reference alone (HumanEval's tests are never
    looked at), then: share of canonical solutions they accept; share of the mutants rejected by
    HumanEval's own tests that they also reject; mutants they reject that HumanEval's tests miss;
-3. the same measures for Pynguin on the first N HumanEval functions (mutation score on the same
+4. the same measures for Pynguin on the first N HumanEval functions (mutation score on the same
    mutants, branch coverage with the same ``sys.settrace`` arc collector, seconds per function).
 
 Mutants for the evaluation are drawn with a different seed from the ones used during generation.
+Also reported: equivalent mutants left out of the mutation score (same bytecode as the original; no
+input distinguished), the mutation score over all mutants, where kept tests' inputs came from
+(``branch_directed_share``) and, per engine of the branch-directed stage, the outcomes it was asked
+for and reached.
 Run ``python experiments/benchmarks/bench_datagen.py --quick`` for a one-minute check.
 """
 
@@ -101,12 +108,62 @@ def throughput(workers: int, n: int, options: Options) -> dict[str, Any]:
     return {
         "functions": len(functions),
         "kept": len(kept),
+        "problems": kept,
         "seconds": seconds,
         "functions_per_s": len(functions) / seconds,
         "cpu_seconds_per_function": cpu / len(functions),
         "functions_per_s_free_cores": workers * len(functions) / cpu,
         "mean_mutation_score": mean(float(p.metadata["mutation_score"]) for p in kept) if kept else 0.0,
         "mean_branch_coverage": mean(float(p.metadata["branch_coverage"]) for p in kept) if kept else 0.0,
+    }
+
+
+def coverage(executor: Executor, name: str, split: str | None, options: Options, report: str | None) -> dict[str, Any]:
+    """How many functions of a benchmark set get tests from their reference alone, the skip reasons
+    (and a ``generate-data --report`` style file of the skipped ones), and where kept tests came from."""
+    from collections import Counter
+
+    from codegym.data_gen.mine import Skipped
+    from codegym.data_gen.pipeline import write_report
+
+    functions = [f for f in mine_problems(load(name, split=split)) if isinstance(f, MinedFunction)]
+    started = time.perf_counter()
+    results = list(generate(functions, executor, options))
+    seconds = time.perf_counter() - started
+    kept = [r for r in results if isinstance(r, Problem)]
+    skipped = [r for r in results if isinstance(r, Skipped)]
+    if report:
+        write_report(skipped, report)
+    return {
+        "functions": len(functions),
+        "covered": len(kept),
+        "seconds": seconds,
+        "skipped": dict(Counter(f"{s.stage}: {s.reason}" for s in skipped).most_common()),
+        "kept": kept,
+    }
+
+
+def provenance(problems: list[Problem]) -> dict[str, Any]:
+    """Equivalent mutants left out of the scores, and where the kept tests' inputs came from."""
+    same = sum(int(p.metadata.get("equivalent_mutants", {}).get("same_bytecode", 0)) for p in problems)
+    undistinguished = sum(int(p.metadata.get("equivalent_mutants", {}).get("undistinguished", 0)) for p in problems)
+    origins: dict[str, int] = {}
+    for p in problems:
+        for origin, n in p.metadata.get("test_origins", {}).items():
+            origins[origin] = origins.get(origin, 0) + int(n)
+    engines: dict[str, dict[str, float]] = {}
+    for p in problems:
+        for engine, record in p.metadata.get("branch_directed", {}).items():
+            total = engines.setdefault(engine, {"functions": 0, "wanted": 0, "reached": 0, "inputs": 0, "examples": 0, "paths": 0})
+            total["functions"] += 1
+            for key in ("wanted", "reached", "inputs", "examples", "paths"):
+                total[key] += record.get(key, 0)
+    return {
+        "same_bytecode": same,
+        "undistinguished": undistinguished,
+        "origins": origins,
+        "engines": engines,
+        "mutation_score_all": mean(float(p.metadata.get("mutation_score_all", 0.0)) for p in problems) if problems else 0.0,
     }
 
 
@@ -134,6 +191,7 @@ def humaneval(executor: Executor, n: int, options: Options, mutant_limit: int, t
         per_function[problem.task_id] = {"mutants": mutant_list, "ours": ours, "generated": gen}
     return {
         "problems": len(problems),
+        "generated": list(generated.values()),
         "with_tests": len(generated),
         "seconds": seconds,
         "canonical_accept_rate": accepted / len(generated) if generated else 0.0,
@@ -198,14 +256,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--mutants", type=int, default=40, help="evaluation mutants per function")
     parser.add_argument("--mutant-timeout", type=float, default=1.0, help="seconds per mutant test run")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--symbolic", action="store_true", help="also run CrossHair in the branch-directed stage")
+    parser.add_argument("--report", default=None, help="write the skipped MBPP train/HumanEval functions here (JSONL)")
     args = parser.parse_args(argv)
     if args.quick:
         args.throughput_functions, args.humaneval, args.pynguin, args.pynguin_seconds = 40, 20, 3, 2.0
     options = Options()
-    options = replace(options, explore=replace(options.explore, seed=args.seed))
+    options = replace(options, explore=replace(options.explore, seed=args.seed, symbolic=args.symbolic))
     report: dict[str, Any] = {}
     contamination_index()  # built once per process (loads HumanEval and MBPP): not per function
     tp = throughput(args.workers, args.throughput_functions, options)
+    # the same functions without the branch-directed stage: what the stage costs, end to end
+    reference = throughput(args.workers, args.throughput_functions, replace(options, explore=replace(options.explore, hunt=False)))
+    stage_cpu = tp["cpu_seconds_per_function"] - reference["cpu_seconds_per_function"]
+    print(f"without the branch-directed stage: {reference['kept']} kept, "
+          f"{reference['cpu_seconds_per_function'] * 1000:.0f} ms CPU per function; the stage costs "
+          f"{stage_cpu * 1000:.0f} ms CPU per function on average ({tp['kept'] - reference['kept']:+d} kept)")  # fmt: skip
     print(f"throughput: {tp['functions']} stdlib functions in {tp['seconds']:.1f}s = "
           f"{tp['functions_per_s']:.1f} functions/s ({tp['kept']} kept; mutation score "
           f"{tp['mean_mutation_score']:.3f}, branch coverage {tp['mean_branch_coverage']:.3f}); "
@@ -213,6 +279,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"{tp['functions_per_s_free_cores']:.1f} functions/s on {args.workers} free cores")  # fmt: skip
     with Executor(workers=args.workers) as executor:
         executor.run("x = 1", ["assert x == 1"])  # start the workers before timing
+        mbpp = coverage(executor, "mbpp", "train", options, args.report)
+        print(f"MBPP train: tests for {mbpp['covered']}/{mbpp['functions']} in {mbpp['seconds']:.1f}s; "
+              f"skipped: {mbpp['skipped']}")  # fmt: skip
         he = humaneval(executor, args.humaneval, options, args.mutants, args.mutant_timeout)
         print(f"HumanEval: tests for {he['with_tests']}/{he['problems']} problems in {he['seconds']:.1f}s "
               f"({he['problems'] / he['seconds']:.1f} functions/s); canonical solutions accepted: "
@@ -233,12 +302,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                       f"coverage {py['codegym_branch_coverage']:.3f} vs {py['pynguin_branch_coverage']:.3f}; seconds "
                       f"per function {cg_seconds:.3f} vs {py['pynguin_seconds_per_function']:.2f} "
                       f"({py['speedup_vs_pynguin']:.0f}x)")  # fmt: skip
+    kept = tp["problems"] + mbpp["kept"] + he["generated"]
+    origin = provenance(kept)
+    tests = sum(origin["origins"].values())
+    directed = sum(origin["origins"].get(e, 0) for e in ("hypothesis", "crosshair"))
+    print(f"equivalent mutants left out of the scores: {origin['same_bytecode']} with the original's bytecode, "
+          f"{origin['undistinguished']} no input distinguished; mutation score over all mutants "
+          f"{origin['mutation_score_all']:.3f}; test origins {origin['origins']}")  # fmt: skip
+    for engine, total in origin["engines"].items():
+        print(f"  branch-directed, {engine}: ran on {total['functions']} kept functions, reached "
+              f"{total['reached']} of {total['wanted']} missing branch outcomes with {total['inputs']} inputs, "
+              f"{total['examples']} examples, {total['paths']} paths")  # fmt: skip
     report = {
+        "mbpp_train_covered": mbpp["covered"],
+        "mbpp_train_functions": mbpp["functions"],
+        "humaneval_covered": he["with_tests"],
+        "equivalent_mutants": origin["same_bytecode"] + origin["undistinguished"],
+        "equivalent_mutants_same_bytecode": origin["same_bytecode"],
+        "equivalent_mutants_undistinguished": origin["undistinguished"],
+        "mutation_score_all_mutants": round(origin["mutation_score_all"], 4),
+        "branch_directed_share": round(directed / tests, 4) if tests else 0.0,
+        "operand_share": round(origin["origins"].get("operand", 0) / tests, 4) if tests else 0.0,
+        "branch_directed": origin["engines"],
+        "branch_directed_cpu_seconds_per_function": round(stage_cpu, 4),
+        "kept_without_branch_directed": reference["kept"],
         "functions_per_s": round(tp["functions_per_s"], 2),
         "cpu_seconds_per_function": round(tp["cpu_seconds_per_function"], 4),
         "functions_per_s_free_cores": round(tp["functions_per_s_free_cores"], 2),
         "humaneval_functions_per_s": round(he["problems"] / he["seconds"], 2),
         "mean_mutation_score": round(tp["mean_mutation_score"], 4),
+        "mean_mutation_score_all_mutants": round(provenance(tp["problems"])["mutation_score_all"], 4),
         "mean_branch_coverage": round(tp["mean_branch_coverage"], 4),
         "humaneval_canonical_accept_rate": round(he["canonical_accept_rate"], 4),
         "humaneval_mutant_reject_rate": round(he["mutant_reject_rate"], 4),
