@@ -258,6 +258,6 @@ def load_record(record: dict[str, Any]) -> Problem:
     return Problem(
         task_id=record["task_id"], prompt=record["prompt"], entry_point=record["entry_point"],
         tests=tuple(record["tests"]), reference=record.get("reference"), test_setup=record.get("test_setup", ""),
-        split=record.get("split"), metadata=record.get("metadata", {}),
+        split=record.get("split"), metadata=record.get("metadata", {}), time_limit=record.get("time_limit"),
     )  # fmt: skip
 

@@ -141,6 +141,7 @@ def test_run_is_resumable_and_counts_bad_input(tmp_path, sandbox):
     loaded = load(out)
     assert {p.entry_point for p in loaded} == {"inc", "neg"}
     assert all(p.split in ("train", "validation", "test") and p.metadata["generator"] == "codegym.data_gen" for p in loaded)
+    assert all(p.time_limit is not None for p in loaded)  # the calibrated limit survives the progress file
     (src / "b.py").write_text("def double(x: int) -> int:\n    return 2 * x\n")
     second = run([str(src)], out, options, executor=sandbox)
     assert second.resumed == 2 and second.kept == 3

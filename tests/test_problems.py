@@ -76,7 +76,7 @@ def test_time_limit_field_and_bundled_limits(tmp_path):
     with pytest.raises(ProblemLoadError, match="field 'time_limit' must be int or float"):
         problems.load(_write(tmp_path / "str.jsonl", [{**GOOD, "time_limit": "1s"}]))
     assert problems.load(_write(tmp_path / "ok.jsonl", [{**GOOD, "time_limit": 2}]))[0].time_limit == 2.0
-    for name in ("simple", "humaneval", "mbpp", "mbpp-sanitized"):  # shipped calibrated (codegym/data/limits/)
+    for name in ("simple", "humaneval", "mbpp", "mbpp-sanitized", "basic", "stdlib"):  # shipped calibrated (sidecars in codegym/data/limits/, or inline)
         loaded = problems.load(name)
         assert all(p.time_limit is not None and p.time_limit > 0 for p in loaded), name
 
