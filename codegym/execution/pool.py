@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import shutil
 import signal
 import struct
 import subprocess
@@ -179,6 +180,14 @@ class LocalPool:
             raise ValueError("run_as= starts workers under another uid, which needs root")
         self._run_as = run_as
         self._python = python or sys.executable
+        # Another uid may not be able to read the installed script (a checkout under a private home):
+        # it gets a world-readable copy of its own, removed on close.
+        self._script_dir = tempfile.mkdtemp(prefix="codegym-worker-") if run_as is not None else None
+        self._script = _WORKER_SCRIPT
+        if self._script_dir is not None:
+            os.chmod(self._script_dir, 0o755)
+            self._script = Path(shutil.copy(_WORKER_SCRIPT, self._script_dir))
+            os.chmod(self._script, 0o644)
         self._workers: list[_Worker] = []
         self._closed = False
 
@@ -186,7 +195,7 @@ class LocalPool:
 
     def _spawn(self) -> _Worker:
         proc = subprocess.Popen(
-            [self._python, "-I", "-X", "utf8", str(_WORKER_SCRIPT), self._config],
+            [self._python, "-I", "-X", "utf8", str(self._script), self._config],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -278,6 +287,8 @@ class LocalPool:
                 pass
             self._kill(worker)
         self._workers.clear()
+        if self._script_dir is not None:
+            shutil.rmtree(self._script_dir, ignore_errors=True)
 
     # -- running --------------------------------------------------------------------------------
 
