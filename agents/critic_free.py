@@ -35,7 +35,7 @@ from torch import nn
 
 from codegym.agents.base import LMAgent
 from codegym.agents.config import AgentConfig, ConfigError
-from codegym.agents.rollout import Batch, Rollout, action_logits, group_advantages, masked_mean, scatter_actions, token_view
+from codegym.agents.rollout import Batch, Rollout, group_advantages, masked_mean, reference_logprobs, token_view
 
 __all__ = ["GRPO", "GRPOConfig", "RLOO", "RLOOConfig"]
 
@@ -126,10 +126,7 @@ class GRPO(LMAgent):
         A = advantage[:, None]  # [b, 1]
         per_token = -torch.min(ratio * A, ratio.clamp(1 - cfg.clip_low, 1 + cfg.clip_high) * A)  # [b, T-1]
         if cfg.kl_coef > 0:
-            with torch.no_grad():
-                ref_logits, _ = action_logits(self.reference, mb, self.autocast, cfg.temperature)  # [N, V]
-                actions = mb.input_ids[:, 1:][mask.bool()]
-                ref_logprobs = scatter_actions(torch.log_softmax(ref_logits, -1).gather(-1, actions[:, None]).squeeze(-1), mask)
+            ref_logprobs = reference_logprobs(self.reference, mb, self.autocast, cfg.temperature)  # [b, T-1]
             delta = (ref_logprobs - new.logprobs) * mask
             kl = delta.exp() - delta - 1  # k3, ≥ 0
             per_token = per_token + cfg.kl_coef * kl

@@ -30,7 +30,7 @@ from torch import nn
 
 from codegym.agents.base import LMAgent
 from codegym.agents.config import AgentConfig
-from codegym.agents.rollout import Rollout, action_logits, masked_mean, scatter_actions, token_view
+from codegym.agents.rollout import Rollout, masked_mean, reference_logprobs, token_view
 
 __all__ = ["PPOLM", "PPOLMConfig"]
 
@@ -107,9 +107,7 @@ class PPOLM(LMAgent):
         with torch.no_grad():
             view = token_view(self.model, batch, self.autocast, T)
             old_values = self.value_head(view.hidden).squeeze(-1) * mask  # [B, T-1]
-            ref_logits, _ = action_logits(self.reference, batch, self.autocast, T)  # [N, V]
-            actions = batch.input_ids[:, 1:][mask.bool()]  # [N]
-            ref_logprobs = scatter_actions(torch.log_softmax(ref_logits, -1).gather(-1, actions[:, None]).squeeze(-1), mask)
+            ref_logprobs = reference_logprobs(self.reference, batch, self.autocast, T)  # [B, T-1]
             kl_tokens = (old_logprobs - ref_logprobs) * mask  # [B, T-1] sample estimate of KL per token
 
             # 2. per-token rewards: KL penalty everywhere, the test reward on the last completion token.

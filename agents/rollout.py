@@ -38,6 +38,7 @@ __all__ = [
     "group_advantages",
     "kl_to_reference",
     "masked_mean",
+    "reference_logprobs",
     "scatter_actions",
     "token_view",
     "truncated_importance_weights",
@@ -196,12 +197,23 @@ def token_view(model, batch: Batch, autocast: bool, temperature: float = 1.0) ->
     """One forward pass of ``model`` over ``batch``, scored at ``temperature`` (the one the actions were
     sampled at); mixed precision (bfloat16) when ``autocast`` (CUDA)."""
     logits, hidden = action_logits(model, batch, autocast, temperature)
-    mask = batch.action_mask
     logp_all = F.log_softmax(logits, dim=-1)  # [N, V]
-    actions = batch.input_ids[:, 1:][mask.bool()]  # [N]
-    logprobs = logp_all.gather(-1, actions[:, None]).squeeze(-1)
     entropy = -(logp_all.exp() * logp_all).sum(-1)
-    return TokenView(scatter_actions(logprobs, mask), scatter_actions(entropy, mask), hidden, logits)
+    return TokenView(_taken(logp_all, batch), scatter_actions(entropy, batch.action_mask), hidden, logits)
+
+
+def _taken(logp_all: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """From log-probs over the vocabulary at the action positions ([N, V]), those of the tokens taken, as [B, T-1]."""
+    mask = batch.action_mask
+    actions = batch.input_ids[:, 1:][mask.bool()]  # [N]
+    return scatter_actions(logp_all.gather(-1, actions[:, None]).squeeze(-1), mask)
+
+
+@torch.no_grad()
+def reference_logprobs(model, batch: Batch, autocast: bool, temperature: float = 1.0) -> torch.Tensor:
+    """log π_ref(a_t | s_t) of a frozen ``model`` for each action of ``batch`` at ``temperature``, as [B, T-1]."""
+    logits, _ = action_logits(model, batch, autocast, temperature)
+    return _taken(F.log_softmax(logits, dim=-1), batch)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
