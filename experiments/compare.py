@@ -158,7 +158,7 @@ def _header(preset: Any, command: str, runs: list[Any], results: dict[str, dict[
         + (f" ({', '.join(f'{k}: {v}' for k, v in preset.scale.items())})" if preset.scale else "") + "; "
         f"evaluation: {preset.eval['n']} samples per problem at temperature {preset.eval['temperature']}, pass@k by the unbiased estimator.",
         f"Training data: {', '.join(preset.train)}" + (f" (each capped at {preset.train_limit} problems)" if preset.train_limit else "")
-        + f"; evaluation sets: " + "; ".join(f"{k} = {', '.join(v)}" for k, v in preset.eval_sets.items()) + ".",
+        + "; evaluation sets: " + "; ".join(f"{k} = {', '.join(v)}" for k, v in preset.eval_sets.items()) + ".",
         f"Initial policy: `{preset.model}`; agent preset `{preset.agent_preset}` with {json.dumps(preset.settings)}"
         + (f"; per agent: {json.dumps(preset.agent_settings)}" if preset.agent_settings else "") + ".",
         f"Learning curves: pass@1 on `{preset.curve['set']}` (first {preset.curve.get('limit') or 'all'} problems, n = {preset.curve['n']}) "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -16,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import psutil
-import pytest
 
 from codegym.execution import Executor
 from codegym.integrations.records import to_ground_truth
