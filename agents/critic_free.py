@@ -83,16 +83,10 @@ class GRPOConfig(AgentConfig):
 
 @dataclass
 class RLOOConfig(GRPOConfig):
-    """RLOO settings: those of `GRPOConfig` (``scale_rewards`` is not used), with RLOO's defaults."""
+    """RLOO settings: those of `GRPOConfig` and its presets (``scale_rewards`` is not used), with RLOO's defaults."""
 
     kl_coef: float = 0.05
     loss_norm: str = "sequence"
-
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "tiny": {**AgentConfig.PRESETS["tiny"], "samples_per_problem": 4, "lr": 1e-4},
-        "default": {},
-        "paper": {"samples_per_problem": 8, "temperature": 0.8, "max_new_tokens": 256},
-    }
 
 
 class GRPO(LMAgent):
