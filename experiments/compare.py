@@ -184,7 +184,7 @@ def _split(items: Optional[list[str]]) -> list[str] | None:
 
 
 def compare(
-    preset: str = typer.Option("quick", "--preset", help="smoke (CI, <1 min), quick (~5 min), standard (~35 min, 3 seeds), paper (GPU, --model), or a YAML file."),
+    preset: str = typer.Option("quick", "--preset", help="smoke (CI, <1 min), quick (~5 min), standard (3 seeds, 2,048 samples per RQ1 run), tune (lr sweep on validation), paper (GPU, --model), or a YAML file."),
     agents: Optional[list[str]] = typer.Option(None, "--agents", help="Only these agents, comma-separated (default: every agent of the preset's studies)."),
     problems: Optional[list[str]] = typer.Option(None, "--problems", help="Training data specs, comma-separated, e.g. mbpp:train,basic:train@500 (default: the preset's)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Seeds, comma-separated, e.g. 0,1,2 (default: the preset's)."),

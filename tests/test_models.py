@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 
 from codegym.cli import app
 from codegym.models import Policy, load_policy
-from codegym.models.corpus import Decontaminator, extract_functions, is_permissive, read_corpus
+from codegym import problems
+from codegym.models import synthetic
+from codegym.models.corpus import Decontaminator, build_corpus, extract_functions, is_permissive, read_corpus
 from codegym.models.policy import PolicyLoadError, truncate_completion
 
 PROMPTS = [
@@ -150,13 +152,30 @@ def test_build_corpus_command(corpus_dir, tmp_path):
     assert names.count("clamp") == 1
     clamp = records[names.index("clamp")]
     assert clamp["file"] == "a.py" and clamp["package"] == "mylib" and clamp["line"] > 1 and clamp["license"]
-    assert {r["source"] for r in records} == {"local", "synthetic"}
+    assert {r["source"] for r in records} == {"local", "synthetic", "templates"}
     simple_names = {json.loads(line)["entry_point"] for line in open(Path(__file__).parents[1] / "codegym/data/simple.jsonl")}
     for r in records:
         ast.parse(r["text"])
         assert r["split"] in {"train", "heldout"}
         if r["source"] == "synthetic" and r["name"] in simple_names:
             assert not Decontaminator.from_benchmarks(["simple"]).matches(r["text"])
+
+
+def test_corpus_holds_out_basic_families_with_their_synthetic_variants(corpus_dir, tmp_path):
+    out = tmp_path / "corpus.jsonl"
+    stats = build_corpus(out, [corpus_dir], synthetic_count=3000)
+    records = read_corpus(out)
+    basic = problems.load("basic")
+    split_of = {p.entry_point: p.split for p in basic}
+    held_out = {p.metadata["family"] for p in basic if p.split != "train"}
+    templates = [r for r in records if r["source"] == "templates"]
+    assert stats.templates == len(templates) > 1000 and stats.held_out_families == len({f for f in held_out})
+    assert {split_of[r["name"]] for r in templates} == {"train"}
+    assert any(">>> " in r["text"] for r in templates) and any("assert " in r["text"] for r in templates)
+    variants = {name for f in synthetic.FAMILIES if synthetic.TEMPLATE_TASKS.get(f.names[0]) in held_out for name in f.names}
+    drawn = {r["name"] for r in records if r["source"] == "synthetic"}
+    assert variants and not drawn & variants  # e.g. remove_duplicates is test's without_duplicates
+    assert "add" in drawn or "add_numbers" in drawn  # families of no held-out task stay
 
 
 def test_pretrain_checkpoints_and_resumes(corpus_dir, tmp_path):

@@ -24,6 +24,9 @@ def build_corpus(
     decontaminate: list[str] = typer.Option(
         ["humaneval", "mbpp", "simple"], help="Problem sets whose functions must not appear in the corpus (repeatable)."
     ),
+    templates: str = typer.Option(
+        "train", help="Split of the bundled basic problems whose functions join the exercises (its other splits' task families stay out); 'none' for no templates."
+    ),
     seed: int = typer.Option(0, help="Seed for file order and synthetic functions."),
 ) -> None:
     """Build the pre-training corpus from the Python sources installed here: permissive licenses only, deduplicated, decontaminated."""
@@ -34,10 +37,12 @@ def build_corpus(
     console = Console(stderr=True)
     with console.status("reading Python sources"):
         stats = build(output, root or None, max_per_package=max_per_package, synthetic_count=synthetic,
-                      heldout_permille=heldout_permille, decontaminate=decontaminate, seed=seed)
+                      heldout_permille=heldout_permille, decontaminate=decontaminate,
+                      templates=None if templates.lower() == "none" else templates, seed=seed)
     console.print(
-        f"[bold]{stats.functions}[/] functions from {stats.files} files ({stats.synthetic} synthetic, "
-        f"{stats.heldout} held out); dropped {stats.duplicates} duplicates and {stats.contaminated} benchmark matches"
+        f"[bold]{stats.functions}[/] functions from {stats.files} files ({stats.synthetic} synthetic, {stats.templates} templates, "
+        f"{stats.heldout} held out); dropped {stats.duplicates} duplicates, {stats.contaminated} benchmark matches "
+        f"and every variant of {stats.held_out_families} held-out template families"
     )
     for name, license in sorted(stats.skipped_packages.items()):
         console.print(f"skipped {name}: license {license}")

@@ -14,8 +14,15 @@ Built offline, with provenance for every function:
    MBPP or the bundled ``simple`` problems, with parameters renamed to placeholders and docstrings
    removed before comparing (so ``def add(x, y): return x + y`` matches ``def add(a, b): return a + b``);
    a long enough body (25+ AST nodes) is dropped on a body match alone, whatever its name.
-5. **Synthetic exercises** from `codegym.models.synthetic`, through the same deduplication and
-   decontamination, marked ``source="synthetic"``.
+5. **Exercises.** Synthetic exercises from `codegym.models.synthetic` (``source="synthetic"``) and the
+   bundled ``basic`` problems of the *training* split with their reference bodies (``source="templates"``,
+   a seeded share showing some of their tests as doctests or asserts, as ``+examples`` prompts do),
+   through the same deduplication and decontamination. Held out **by template family**: ``basic``'s
+   validation and test families never enter, and neither does any synthetic family that is a variant
+   of one of them (`codegym.models.synthetic.TEMPLATE_TASKS`), so the held-out generated problems are
+   tasks the policy has not seen in any phrasing. Why the training templates are in: a model of a few
+   million parameters learns the exercise format (one-sentence docstring, short body) from them, which
+   puts the held-out families within reach by composition (``first_even`` → ``index_of_first_even``).
 6. **Held-out split**: about 2% of the functions, chosen by a hash of their text (stable across runs),
    get ``split="heldout"``; pre-training never trains on them and reports its held-out loss there.
 
@@ -249,6 +256,8 @@ class CorpusStats:
     duplicates: int = 0
     contaminated: int = 0
     synthetic: int = 0
+    templates: int = 0
+    held_out_families: int = 0  # template families kept out (validation and test), with their synthetic variants
     heldout: int = 0
     per_package: dict[str, int] = field(default_factory=dict)
     skipped_packages: dict[str, str] = field(default_factory=dict)
@@ -266,6 +275,7 @@ def build_corpus(
     synthetic_count: int = 30000,
     heldout_permille: int = 20,
     decontaminate: Iterable[str] = ("humaneval", "mbpp", "simple"),
+    templates: str | None = "train",
     seed: int = 0,
 ) -> CorpusStats:
     """Write the corpus JSONL to ``output`` and return what was kept and dropped.
@@ -275,6 +285,9 @@ def build_corpus(
     standard library and the permissively licensed distributions of this interpreter's site-packages.
     ``max_per_package`` caps functions per distribution (drawn from its files in a seeded random
     order) so that a few huge packages do not dominate; the standard library is not capped.
+    ``templates``: the split of the bundled ``basic`` problems whose reference functions join the
+    exercises, its other splits' template families staying out (also as synthetic variants); ``None``
+    adds no template and drops no synthetic family.
     """
     stats = CorpusStats()
     rng = random.Random(seed)
@@ -330,9 +343,40 @@ def build_corpus(
                     kept += emit(name, text, f.display, package, f.license, line, f.source, doc)
             stats.per_package[package] = kept
 
-        for name, text in synthetic.generate(synthetic_count, seed=seed):
+        held_out: set[str] = set()
+        if templates is not None:
+            train, held_out = _template_split(templates)
+            for problem in train:
+                text = _template_text(problem, rng)
+                stats.templates += emit(problem.entry_point, text, problem.metadata.get("file", ""),
+                                        "codegym-templates", "Apache-2.0", 1, "templates", True)  # fmt: skip
+            stats.held_out_families = len(held_out)
+        for name, text in synthetic.generate(synthetic_count, seed=seed, exclude_tasks=held_out):
             stats.synthetic += emit(name, text, "codegym/models/synthetic.py", "codegym-synthetic", "Apache-2.0", 0, "synthetic", True)
     return stats
+
+
+def _template_split(split: str) -> tuple[list, set[str]]:
+    """The bundled ``basic`` problems of ``split``, and the template families of every other split."""
+    from codegym import problems
+
+    basic = problems.load("basic")
+    kept = [p for p in basic if p.split == split]
+    if not kept:
+        raise ValueError(f"the bundled basic set has no {split!r} split; choose train, validation or test")
+    kept_families = {p.metadata.get("family") for p in kept}
+    return kept, {p.metadata["family"] for p in basic if p.metadata.get("family") not in kept_families}
+
+
+def _template_text(problem, rng: random.Random) -> str:
+    """The problem's reference function; in a seeded 60% its docstring shows 1-3 of its tests."""
+    body = problem.reference[len(problem.prompt):] if problem.reference.startswith(problem.prompt) else None
+    if body is None:
+        return problem.reference
+    draw = rng.random()
+    if draw < 0.6:
+        problem = problem.with_examples(k=rng.randint(1, 3), style="doctest" if draw < 0.4 else "assert")
+    return problem.prompt + body
 
 
 def read_corpus(path: str | os.PathLike[str], split: str | None = None) -> list[dict]:

@@ -9,7 +9,7 @@ Recipe of the shipped model (``codegym/models/default/``), on 2 idle CPU cores (
 Each training function becomes ``<bos>`` + its source (signature, docstring, body) + ``<eof>``, the
 format of a HumanEval prompt followed by its completion, so the model learns to write a body after a
 docstring and then stop. Functions are packed into blocks of ``context`` tokens (no padding); a
-fixed share of them are synthetic exercises (`codegym.models.synthetic`). The batch at step k depends
+fixed share of them are exercises (`codegym.models.synthetic` and the training split's ``basic`` templates). The batch at step k depends
 only on the seed and k, so ``--resume`` continues exactly where a checkpoint left off.
 
 On CUDA the step runs under bf16 autocast (fp16 with loss scaling where bf16 is missing); on CPU in float32.
@@ -34,7 +34,9 @@ from codegym.models import tokenizer as tok
 from codegym.models.config import PretrainConfig
 from codegym.models.corpus import read_corpus
 
-__all__ = ["encode_functions", "heldout_loss", "packed_batches", "pretrain"]
+__all__ = ["EXERCISE_SOURCES", "encode_functions", "heldout_loss", "packed_batches", "pretrain"]
+
+EXERCISE_SOURCES = ("synthetic", "templates")  # corpus sources drawn at ``synthetic_fraction``; the rest is real code
 
 
 def encode_functions(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[list[int]]:
@@ -158,8 +160,8 @@ def pretrain(
     tokenizer = _tokenizer(output, corpus, config, tokenizer_path)
     config = config.replace(vocab_size=len(tokenizer))
     train = [r for r in corpus if r["split"] == "train"]
-    real = encode_functions(tokenizer, [r["text"] for r in train if r["source"] != "synthetic"])
-    synthetic = encode_functions(tokenizer, [r["text"] for r in train if r["source"] == "synthetic"])
+    real = encode_functions(tokenizer, [r["text"] for r in train if r["source"] not in EXERCISE_SOURCES])
+    synthetic = encode_functions(tokenizer, [r["text"] for r in train if r["source"] in EXERCISE_SOURCES])
     heldout = encode_functions(tokenizer, [r["text"] for r in corpus if r["split"] == "heldout"][: config.eval_functions])
     if not real:
         real, synthetic = synthetic, []

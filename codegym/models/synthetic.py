@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FAMILIES", "Family", "generate"]
+__all__ = ["FAMILIES", "TEMPLATE_TASKS", "Family", "generate"]
 
 
 @dataclass(frozen=True)
@@ -319,8 +319,35 @@ def render(family: Family, rng: random.Random) -> tuple[str, str]:
     return name, f"{_signature(name, params, family.hints, rng)}\n    \"\"\"{docstring}{closing}\n{indented}\n"
 
 
-def generate(count: int, seed: int = 0) -> Iterator[tuple[str, str]]:
-    """``count`` random (name, source) functions drawn from `FAMILIES`, deterministic in ``seed``."""
+# The `basic` template family (`codegym.data_gen.templates`) that a synthetic family is a variant of,
+# keyed by the synthetic family's first name: the same task under another name, phrasing or arity
+# (``repeat_string(s, n)`` is ``repeat_3_times(s)`` with the count made a parameter). The corpus leaves
+# out every synthetic family whose template family is held out (validation or test), so that no variant
+# of a held-out task is pretrained on. Close calls are listed too: dropping a family costs little.
+TEMPLATE_TASKS: dict[str, str] = {
+    "is_even": "is_{c.name}", "is_odd": "is_{c.name}", "is_positive": "is_{c.name}", "is_negative": "is_{c.name}",
+    "is_divisible": "is_{c.name}",
+    "maximum": "larger_or_smaller", "minimum": "larger_or_smaller",
+    "max_element": "extreme_of_list", "min_element": "extreme_of_list",
+    "reverse_string": "reverse_string", "is_palindrome": "is_palindrome", "factorial": "factorial",
+    "count_vowels": "count_characters", "count_char": "count_characters", "remove_spaces": "remove_characters",
+    "remove_duplicates": "without_duplicates", "sum_digits": "digit_sum", "is_sorted": "is_sorted",
+    "filter_even": "keep_{c.name}", "filter_odd": "keep_{c.name}",
+    "count_even": "count_{c.name}", "count_positive": "count_{c.name}",
+    "repeat_string": "repeat_{k + 1}_times", "remainder": "integer_division", "gcd": "greatest_common_divisor",
+    "join_words": "join_with_{'space' if sep == ' ' else ord(sep)}", "count_digits": "digits_in_base_{k}",
+    "power": "power_mod_{m}", "fibonacci": "sequence_{a}_{b}", "double_all": "multiply_all_by_{k}",
+    "count_occurrences": "count_occurrences", "first_char": "prefix_or_suffix", "last_char": "prefix_or_suffix",
+    "starts_with": "starts_or_ends_with_char", "ends_with": "starts_or_ends_with_char",
+}  # fmt: skip
+
+
+def generate(count: int, seed: int = 0, exclude_tasks: Collection[str] = ()) -> Iterator[tuple[str, str]]:
+    """``count`` random (name, source) functions drawn from `FAMILIES`, deterministic in ``seed``.
+
+    ``exclude_tasks``: template families (`TEMPLATE_TASKS` values) whose synthetic variants are not drawn.
+    """
+    families = [f for f in FAMILIES if TEMPLATE_TASKS.get(f.names[0]) not in set(exclude_tasks)]
     rng = random.Random(seed)
     for _ in range(count):
-        yield render(rng.choice(FAMILIES), rng)
+        yield render(rng.choice(families), rng)
