@@ -13,7 +13,13 @@ task (same family, another name or phrasing) survives that. This check reports, 
   family × body × parameter naming, enumerated) or of a corpus function;
 - ``family``: some template body, renamed to the entry point, passes every test of the problem (run
   in the sandbox): the task is a template family whatever its name or phrasing;
+- ``template_family_in_corpus`` (with ``--corpus``): a generated ``basic`` problem whose template family
+  (``metadata["family"]``) has an instance among the corpus's ``templates`` functions;
 - ``any``: any of the above but ``name_in_corpus``.
+
+With ``--corpus``, "the templates" are the synthetic families the corpus actually drew from (a family
+left out because it is a variant of a held-out task, `codegym.models.synthetic.TEMPLATE_TASKS`, is
+not compared); without it, every synthetic family.
 
     python -m codegym.experiments.contamination --corpus corpus.jsonl simple basic:test stdlib:test mbpp:test humaneval
 
@@ -31,7 +37,9 @@ from typing import Any
 
 from codegym.problems import Problem, join_program
 
-__all__ = ["TemplateIndex", "check"]
+__all__ = ["KEYS", "TemplateIndex", "check"]
+
+KEYS = ("name_in_templates", "name_in_corpus", "ast_in_templates", "ast_in_corpus", "family", "template_family_in_corpus", "any")
 
 
 def _fingerprint(text: str) -> str | None:
@@ -69,11 +77,14 @@ class TemplateIndex:
     bodies: dict[int, list[tuple[int, str, tuple[str, ...]]]] = field(default_factory=dict)  # arity -> (family, body, params)
 
     @classmethod
-    def build(cls) -> TemplateIndex:
+    def build(cls, drawn: set[str] | None = None) -> TemplateIndex:
+        """The index of every synthetic family, or of those with a name in ``drawn`` (the corpus's)."""
         from codegym.models.synthetic import FAMILIES
 
         index = cls()
         for number, family in enumerate(FAMILIES):
+            if drawn is not None and not drawn.intersection(family.names):
+                continue
             index.names.update(family.names)
             for params in family.params:
                 for body in family.bodies:
@@ -100,17 +111,31 @@ class TemplateIndex:
         return out
 
 
-def _corpus(path: str) -> tuple[set[str], set[str]]:
-    names: set[str] = set()
-    fingerprints: set[str] = set()
+@dataclass
+class _Corpus:
+    names: set[str] = field(default_factory=set)
+    fingerprints: set[str] = field(default_factory=set)
+    by_source: dict[str, set[str]] = field(default_factory=dict)  # source -> function names
+
+
+def _corpus(path: str) -> _Corpus:
+    corpus = _Corpus()
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             record = json.loads(line)
-            names.add(record["name"])
+            corpus.names.add(record["name"])
+            corpus.by_source.setdefault(record["source"], set()).add(record["name"])
             fp = _fingerprint(record["text"])
             if fp:
-                fingerprints.add(fp)
-    return names, fingerprints
+                corpus.fingerprints.add(fp)
+    return corpus
+
+
+def _template_families(names: set[str]) -> set[str]:
+    """The template families of the bundled ``basic`` problems whose entry point is in ``names``."""
+    from codegym.problems import load
+
+    return {p.metadata["family"] for p in load("basic") if p.entry_point in names and p.metadata.get("family")}
 
 
 def check(
@@ -119,8 +144,9 @@ def check(
     """Per set: how many problems match the corpus or the templates, by each criterion, and which."""
     from codegym.execution import Executor
 
-    index = TemplateIndex.build()
-    corpus_names, corpus_fps = _corpus(corpus) if corpus else (set(), set())
+    seen = _corpus(corpus) if corpus else _Corpus()
+    index = TemplateIndex.build(seen.by_source.get("synthetic", set()) if corpus else None)
+    families = _template_families(seen.by_source.get("templates", set()))
     own = executor is None and behaviour
     executor = executor or (Executor() if behaviour else None)
     report: dict[str, dict[str, Any]] = {}
@@ -143,15 +169,17 @@ def check(
                 row = {
                     "task_id": p.task_id,
                     "name_in_templates": p.entry_point in index.names,
-                    "name_in_corpus": p.entry_point in corpus_names,
+                    "name_in_corpus": p.entry_point in seen.names,
                     "ast_in_templates": fp is not None and fp in index.fingerprints,
-                    "ast_in_corpus": fp is not None and fp in corpus_fps,
+                    "ast_in_corpus": fp is not None and fp in seen.fingerprints,
                     "family": family_hits.get(p.task_id),
+                    "template_family_in_corpus": p.metadata.get("family") in families,
                 }
-                row["any"] = row["name_in_templates"] or row["ast_in_templates"] or row["ast_in_corpus"] or row["family"] is not None
+                row["any"] = (row["name_in_templates"] or row["ast_in_templates"] or row["ast_in_corpus"] or row["family"] is not None
+                              or row["template_family_in_corpus"])  # fmt: skip
                 rows.append(row)
             counts = {key: sum(bool(r[key]) or (key == "family" and r[key] is not None) for r in rows)
-                      for key in ("name_in_templates", "name_in_corpus", "ast_in_templates", "ast_in_corpus", "family", "any")}  # fmt: skip
+                      for key in KEYS}
             report[name] = {"problems": len(rows), **counts, "matches": [r for r in rows if r["any"]]}
     finally:
         if own:
@@ -175,7 +203,7 @@ def main(argv: Iterable[str] | None = None) -> None:
         spec = parse_spec(text)
         sets[text] = load(spec.source, split=spec.split)
     report = check(sets, args.corpus, behaviour=not args.no_behaviour)
-    keys = ("name_in_templates", "name_in_corpus", "ast_in_templates", "ast_in_corpus", "family", "any")
+    keys = KEYS
     print("| set | problems | " + " | ".join(keys) + " |")
     print("|---|---|" + "---|" * len(keys))
     for name, r in report.items():

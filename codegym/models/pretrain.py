@@ -1,6 +1,6 @@
 """Pre-train codegym's default policy: a small causal LM on the offline Python corpus.
 
-Recipe of the shipped model (``codegym/models/default/``), on 2 idle CPU cores (≈ 1 minute + ≈ 30 minutes):
+Recipe of the shipped model (``codegym/models/default/``), on 2 CPU cores (≈ 2 minutes + ≈ 40 minutes):
 
     codegym build-corpus --output /tmp/policy_work/corpus.jsonl
     codegym pretrain --corpus /tmp/policy_work/corpus.jsonl --output /tmp/policy_work/run --preset default
