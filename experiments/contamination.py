@@ -146,7 +146,7 @@ def check(
 
     seen = _corpus(corpus) if corpus else _Corpus()
     index = TemplateIndex.build(seen.by_source.get("synthetic", set()) if corpus else None)
-    families = _template_families(seen.by_source.get("templates", set()))
+    families = _template_families(seen.by_source.get("templates", set())) if corpus else set()
     own = executor is None and behaviour
     executor = executor or (Executor() if behaviour else None)
     report: dict[str, dict[str, Any]] = {}
@@ -203,11 +203,10 @@ def main(argv: Iterable[str] | None = None) -> None:
         spec = parse_spec(text)
         sets[text] = load(spec.source, split=spec.split)
     report = check(sets, args.corpus, behaviour=not args.no_behaviour)
-    keys = KEYS
-    print("| set | problems | " + " | ".join(keys) + " |")
-    print("|---|---|" + "---|" * len(keys))
+    print("| set | problems | " + " | ".join(KEYS) + " |")
+    print("|---|---|" + "---|" * len(KEYS))
     for name, r in report.items():
-        print(f"| {name} | {r['problems']} | " + " | ".join(str(r[k]) for k in keys) + " |")
+        print(f"| {name} | {r['problems']} | " + " | ".join(str(r[k]) for k in KEYS) + " |")
     if args.details:
         with open(args.details, "w") as fh:
             json.dump(report, fh, indent=1)

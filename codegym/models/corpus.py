@@ -46,8 +46,12 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codegym.models import synthetic
+
+if TYPE_CHECKING:
+    from codegym.problems import Problem
 
 __all__ = [
     "CorpusStats",
@@ -356,7 +360,7 @@ def build_corpus(
     return stats
 
 
-def _template_split(split: str) -> tuple[list, set[str]]:
+def _template_split(split: str) -> tuple[list[Problem], set[str]]:
     """The bundled ``basic`` problems of ``split``, and the template families of every other split."""
     from codegym import problems
 
@@ -368,7 +372,7 @@ def _template_split(split: str) -> tuple[list, set[str]]:
     return kept, {p.metadata["family"] for p in basic if p.metadata.get("family") not in kept_families}
 
 
-def _template_text(problem, rng: random.Random) -> str:
+def _template_text(problem: Problem, rng: random.Random) -> str:
     """The problem's reference function; in a seeded 60% its docstring shows 1-3 of its tests."""
     body = problem.reference[len(problem.prompt):] if problem.reference.startswith(problem.prompt) else None
     if body is None:

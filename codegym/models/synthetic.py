@@ -347,7 +347,8 @@ def generate(count: int, seed: int = 0, exclude_tasks: Collection[str] = ()) -> 
 
     ``exclude_tasks``: template families (`TEMPLATE_TASKS` values) whose synthetic variants are not drawn.
     """
-    families = [f for f in FAMILIES if TEMPLATE_TASKS.get(f.names[0]) not in set(exclude_tasks)]
+    excluded = set(exclude_tasks)
+    families = [f for f in FAMILIES if TEMPLATE_TASKS.get(f.names[0]) not in excluded]
     rng = random.Random(seed)
     for _ in range(count):
         yield render(rng.choice(families), rng)
