@@ -20,9 +20,13 @@ Conventions (our choices, since each benchmark has its own):
   point); the few ``check`` functions that loop or compute are kept whole, as one test.
 - ``test_setup`` is code run after the program and before the tests (MBPP's ``test_setup_code``,
   HumanEval's test-module imports).
+- HumanEval prompts are as published, except that doctest examples showing every test of a
+  problem are removed (HumanEval/34 shows its only test).
 - MBPP prompts are built from the reference: its top-level imports, the entry point's ``def`` line
-  and a docstring with the task text and the three asserts ("Your code should pass these tests"),
-  which is the standard MBPP protocol. The body is what the model writes.
+  and a docstring with the task text and the first of its three asserts ("Your code should pass
+  these tests"). The standard MBPP protocol shows all three, but then a body that returns the shown
+  outputs by lookup passes every test; codegym's prompts never show all but `HIDDEN_TESTS` (2)
+  tests, as `with_examples` does. The body is what the model writes.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ __all__ = [
     "Problem",
     "ProblemLoadError",
     "EXAMPLE_STYLES",
+    "HIDDEN_TESTS",
     "available",
     "load",
     "load_hub",
@@ -100,7 +105,8 @@ class Problem:
         return join_program(self.reference, self.test_setup)
 
     def with_examples(self, k: int = 3, style: str = "doctest") -> Problem:
-        """This problem with up to ``k`` of its own tests shown as examples in the prompt's docstring.
+        """This problem with up to ``k`` of its own tests shown as examples in the prompt's docstring,
+        always leaving at least `HIDDEN_TESTS` of them unshown.
 
         See `with_examples`; the tests are unchanged, so shown examples are also checked.
         """
@@ -132,6 +138,8 @@ def join_program(program: str, setup: str) -> str:
 # Prompts that say enough to be solvable: examples from the recorded tests.
 
 EXAMPLE_STYLES = ("doctest", "assert")
+HIDDEN_TESTS = 2
+"""Tests `with_examples` never shows: a body that returns the shown outputs by lookup must still fail."""
 _EXAMPLE_MAX_CHARS = 100  # longer examples would crowd the small policy's context; they are skipped
 
 
@@ -185,11 +193,14 @@ def with_examples(problem: Problem, k: int = 3, style: str = "doctest") -> Probl
     in HumanEval and the pretraining corpus), ``"assert"`` writes ``assert f(x) == value`` after
     "Your code should pass these tests:" (MBPP's wording).
 
-    The prompt ends up showing ``k`` tests where it can: tests whose call it already shows count,
-    and the first others of ``problem.tests`` of the form ``assert f(...) == VALUE`` (at most 100
-    characters) are added; tests through helpers (``codegym_raises``) are never shown. The
-    tests are not changed: shown examples are checked too, and any further tests stay hidden, so a
-    completion that only copies the examples does not pass a problem with more tests than ``k``.
+    The prompt ends up showing ``k`` tests where it can, but never more than all tests but
+    `HIDDEN_TESTS` (2): a problem with 3 tests shows 1, one with 2 or fewer shows none. Tests whose
+    call the prompt already shows count, and the first others of ``problem.tests`` of the form
+    ``assert f(...) == VALUE`` (at most 100 characters) are added; tests through helpers
+    (``codegym_raises``) are never shown. The tests are not changed: shown examples are checked too,
+    and at least two tests stay hidden, so a completion that only copies the examples (returns the
+    shown outputs by lookup) does not pass: most generated problems have exactly three tests, and
+    showing all of them made hard-coding the answers score 1.0.
     ``metadata["examples"]`` records how many were added; a problem with nothing to add, or whose
     prompt this cannot edit (no ``def`` of the entry point, a docstring that is not triple-quoted),
     comes back unchanged.
@@ -201,7 +212,9 @@ def with_examples(problem: Problem, k: int = 3, style: str = "doctest") -> Probl
         return problem
     shown: list[list[str]] = []
     present = 0  # tests the prompt already shows count towards k
-    for test in problem.tests:
+    distinct = list(dict.fromkeys(problem.tests))  # a repeated test is one test
+    k = min(k, len(distinct) - HIDDEN_TESTS)
+    for test in distinct:
         lines = _example_lines(test, problem.entry_point, style)
         if lines is None:
             continue
@@ -331,10 +344,34 @@ def _is_metadata(node: ast.stmt) -> bool:
     return isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "METADATA" for t in node.targets)
 
 
+def _hide_shown_tests(prompt: str, entry_point: str, tests: Sequence[str]) -> str:
+    """``prompt`` without its doctest examples that show a test, when they show every test (HumanEval/34's
+    docstring shows its only test, so copying it would pass); other benchmark prompts stay as published."""
+    lines = prompt.splitlines(keepends=True)
+    doctests = {tuple(ex) for t in tests if (ex := _example_lines(t, entry_point, "doctest")) is not None}
+    shown = [i for i in range(len(lines) - 1) if (_normal_doctest(lines[i]), lines[i + 1].strip()) in doctests]
+    if len(set(tests)) > len({(_normal_doctest(lines[i]), lines[i + 1].strip()) for i in shown}):
+        return prompt
+    drop = {j for i in shown for j in (i, i + 1)}
+    return "".join(line for i, line in enumerate(lines) if i not in drop)
+
+
+def _normal_doctest(line: str) -> str:
+    """A ``>>> call`` line with the call as `ast.unparse` writes it (how `_example_lines` writes tests)."""
+    text = line.strip()
+    if not text.startswith(">>> "):
+        return text
+    try:
+        return ">>> " + ast.unparse(ast.parse(text[4:], mode="eval"))
+    except SyntaxError:
+        return text
+
+
 def _from_humaneval(record: Mapping[str, Any], split: str | None) -> Problem:
     prompt = _get(record, "prompt", str)
     entry_point = _get(record, "entry_point", str)
     tests, setup = _split_check(_get(record, "test", str), entry_point)
+    prompt = _hide_shown_tests(prompt, entry_point, tests)
     return Problem(
         task_id=_task_id(record, "HumanEval/"),
         prompt=prompt,
@@ -396,7 +433,9 @@ def _mbpp_prompt(text: str, code: str, entry_point: str, tests: Sequence[str], m
                 imports.append(ast.unparse(node))
             elif isinstance(node, ast.FunctionDef) and node.name == entry_point:
                 header = f"def {entry_point}({ast.unparse(node.args)}):"
-    doc = _docstring([text.strip(), "", "Your code should pass these tests:", *tests])
+    distinct = list(dict.fromkeys(tests))
+    shown = distinct[: max(0, len(distinct) - HIDDEN_TESTS)]  # MBPP's protocol shows all three; we keep two hidden
+    doc = _docstring([text.strip(), *(["", "Your code should pass these tests:", *shown] if shown else [])])
     prefix = "\n".join(imports) + "\n\n\n" if imports else ""
     return f"{prefix}{header}\n{doc}"
 

@@ -10,7 +10,8 @@ A spec is ``SOURCE[:SPLIT][@N][+OPTION...]``:
   ``codegym.data_gen`` from their reference solutions (RQ5). Problems the generator finds no good
   tests for are dropped, and the count is reported. The regenerated set is cached (and resumable)
   under the comparison's output directory.
-- ``+examples`` shows three of each problem's tests as doctest examples in its prompt
+- ``+examples`` shows up to three of each problem's tests as doctest examples in its prompt, always
+  leaving two hidden
   (`codegym.problems.with_examples`, MBPP's protocol for generated problems); tests are unchanged.
 - ``+band`` keeps the problems the comparison's initial policy solves sometimes but not always
   (`codegym.experiments.band`, ``0 < p < 1`` from 8 samples); cached like ``+generated-tests``.

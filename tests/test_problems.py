@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import glob
 import gzip
 import json
 import os
@@ -180,10 +182,110 @@ def test_with_examples_shows_plain_tests_in_the_docstring():
 
 
 def test_with_examples_counts_shown_tests_and_handles_bare_signatures():
-    already = Problem("t/2", 'def f(x):\n    """Double x.\n    >>> f(1)\n    2\n    """\n', "f", ("assert f(1) == 2", "assert f(2) == 4", "assert f(3) == 6"))
+    tests = ("assert f(1) == 2", "assert f(2) == 4", "assert f(3) == 6", "assert f(4) == 8")
+    already = Problem("t/2", 'def f(x):\n    """Double x.\n    >>> f(1)\n    2\n    """\n', "f", tests)
     assert already.with_examples(k=2).prompt.count(">>>") == 2  # f(1) was shown already: one added
     assert already.with_examples(k=1) is already
-    bare = Problem("t/3", "def g(a, b):\n", "g", ("assert g(1, 2) == 3", "assert g(0, 0)"))
+    bare = Problem("t/3", "def g(a, b):\n", "g", ("assert g(1, 2) == 3", "assert g(0, 0)", "assert g(2, 2) == 4"))
     assert bare.with_examples().prompt == 'def g(a, b):\n    """Examples:\n    >>> g(1, 2)\n    3\n    """\n'
     with pytest.raises(ValueError, match="doctest, assert"):
         bare.with_examples(style="prose")
+
+
+def _shown_examples(problem: Problem) -> dict[str, str]:
+    """The entry point's calls the prompt shows with their outputs (``>>> call`` + output line, or
+    ``assert call == value``), as {call with the entry point renamed to ``_cg_key``: output source}."""
+    lines = [line.strip() for line in problem.prompt.splitlines()]
+    shown = {}
+    for i, line in enumerate(lines):
+        try:
+            if line.startswith(">>> ") and i + 1 < len(lines):
+                call, value = ast.parse(line[4:], mode="eval").body, ast.parse(lines[i + 1], mode="eval").body
+            elif line.startswith("assert "):
+                test = ast.parse(line).body[0].test
+                if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+                    continue
+                call, value = test.left, test.comparators[0]
+            else:
+                continue
+        except SyntaxError:
+            continue
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == problem.entry_point:
+            call.func.id = "_cg_key"
+            shown[ast.unparse(call)] = ast.unparse(value)
+    return shown
+
+
+def _shown_calls(problem: Problem) -> set[str]:
+    return {call.replace("_cg_key(", f"{problem.entry_point}(", 1) for call in _shown_examples(problem)}
+
+
+def _test_call(test: str) -> str | None:
+    """The call of ``assert CALL == VALUE`` (normalised by `ast.unparse`), else None."""
+    try:
+        expr = ast.parse(test).body[0].test
+    except (SyntaxError, AttributeError, IndexError):
+        return None
+    return ast.unparse(expr.left) if isinstance(expr, ast.Compare) else None
+
+
+def _lookup_answer(problem: Problem) -> str:
+    """A whole program whose entry point returns the shown outputs by table lookup (and raises KeyError
+    for anything it was not shown): copying the examples, not solving the problem."""
+    rows = "".join(f"try:\n    _CG_SHOWN[{call}] = {value}\nexcept Exception:\n    pass\n" for call, value in _shown_examples(problem).items())
+    return (
+        "def _cg_key(*a, **k):\n    return repr((a, sorted(k.items())))\n\n_CG_SHOWN = {}\n" + rows
+        + f"\ndef {problem.entry_point}(*a, **k):\n    return _CG_SHOWN[_cg_key(*a, **k)]\n"
+    )
+
+
+def _preset_problems() -> list[Problem]:
+    """Every problem of the presets' band specs (before the band is chosen: a superset of it) and
+    evaluation specs, with the prompts the agents see."""
+    import yaml
+
+    from codegym.experiments.data import _first, parse_spec
+
+    specs = set()
+    for path in glob.glob(os.path.join(os.path.dirname(__file__), "..", "experiments", "presets", "*.yaml")):
+        preset = yaml.safe_load(open(path))
+        specs.update(s for s in preset.get("train", []) if "+band" in s)
+        specs.update(s for group in preset.get("eval_sets", {}).values() for s in group)
+    chosen = {}
+    for text in sorted(specs):
+        spec = parse_spec(text)
+        for p in _first(problems.load(spec.source, split=spec.split), spec.limit):
+            p = p.with_examples() if spec.examples else p
+            chosen[(p.task_id, p.prompt)] = p
+    return list(chosen.values())
+
+
+def test_with_examples_leaves_two_tests_hidden_on_every_basic_problem():
+    basic = [p for p in problems.load("basic") if len(p.tests) >= 3]
+    assert len(basic) > 2000
+    for p in basic:
+        shown = p.with_examples(3)
+        calls = _shown_calls(shown)
+        hidden = [t for t in p.tests if _test_call(t) not in calls]
+        assert len(hidden) >= 2, (p.task_id, shown.prompt)
+        assert shown.metadata.get("examples", 0) <= len(p.tests) - 2
+
+
+def test_copying_shown_examples_fails_every_preset_problem(executor):
+    from codegym import scoring
+
+    chosen = _preset_problems()
+    assert len(chosen) > 2000 and {p.task_id.split("/")[0] for p in chosen} >= {"MBPP", "HumanEval"}
+    answers = [_lookup_answer(p) for p in chosen]
+    results = [s.result for s in scoring.score(chosen, answers, reward="pass_ratio", executor=executor)]
+    copied = [p.task_id for p, r in zip(chosen, results) if r.passed]
+    assert not copied, f"copying the shown examples passes {len(copied)} problems: {copied[:10]}"
+    # the copy is a real one: where the prompt shows a test's call, that test passes
+    shown_passed = shown_total = 0
+    for p, r in zip(chosen, results):
+        keys = _shown_calls(p)
+        for test, ok in zip(p.tests, r.test_passed):
+            if _test_call(test) in keys:
+                shown_total += 1
+                shown_passed += ok
+    assert shown_total > 1000 and shown_passed >= 0.9 * shown_total, (shown_passed, shown_total)
