@@ -7,6 +7,11 @@ dict holds at least ``"score"`` (the reward); its other keys are extra metrics (
 every older ``fn(result) -> float`` reward, are wrapped: a callable with exactly one required
 positional parameter is taken as an ``ExecResult -> float`` reward.
 
+A reward whose value depends only on whether every test passed says so with the attribute
+``all_or_nothing = True`` (``binary`` does; set it on your own function the same way). Scoring then
+stops each program at its first failing test (`codegym.scoring.score`'s ``fail_fast``), whichever
+form the reward is given in (a name, the function, or `get_reward`'s wrapper of it).
+
 `register` names a reward, so that agents using it can be saved (a checkpoint stores the reward's
 name, never a pickled function) and reloaded in any process that registers the same name.
 
@@ -38,6 +43,7 @@ __all__ = [
     "PRESETS",
     "Reward",
     "RewardFn",
+    "all_or_nothing",
     "binary",
     "coderl",
     "get_reward",
@@ -63,6 +69,9 @@ def paper(result: ExecResult) -> float:
 def binary(result: ExecResult) -> float:
     """1.0 when every test passes, else 0.0."""
     return 1.0 if result.passed else 0.0
+
+
+binary.all_or_nothing = True  # type: ignore[attr-defined]
 
 
 def pass_ratio(result: ExecResult) -> float:
@@ -155,7 +164,15 @@ def get_reward(reward: str | Reward | RewardFn) -> Reward:
         return fn(result)  # type: ignore[misc]
 
     wrapped.__qualname__ = wrapped.__name__ = getattr(fn, "__qualname__", "reward")
+    wrapped.all_or_nothing = all_or_nothing(fn)  # type: ignore[attr-defined]
     return wrapped
+
+
+def all_or_nothing(reward: str | Reward | RewardFn) -> bool:
+    """Whether ``reward`` (a registered name or a callable) depends only on whether every test passed
+    (its ``all_or_nothing`` attribute), so that a program may stop at its first failing test."""
+    fn = reward if callable(reward) else _registry.get(reward)
+    return bool(getattr(fn, "all_or_nothing", False))
 
 
 def _arity(fn: Callable[..., Any]) -> int:

@@ -13,16 +13,25 @@ Frameworks hand over model output in different shapes; the rules, applied in ord
 1. **Special tokens are removed**: ChatML/Llama/Phi ``<|...|>`` and DeepSeek ``<｜...｜>`` tokens,
    ``<s>``/``</s>``, ``[INST]``/``[/INST]``, Gemma's ``<start_of_turn>``/``<end_of_turn>``, and
    codegym's own ``<pad> <bos> <eos> <eof> <unk>`` (plus any ``special_tokens`` passed in, e.g. a
-   tokenizer's ``all_special_tokens``). A text that starts with the problem's prompt (a query that
-   is prompt + response) loses the prompt.
+   tokenizer's ``all_special_tokens``).
 2. **A fenced block wins**: when the text holds ```` ``` ```` fences (a chat answer), the code is the
    last block that defines the entry point at top level, else the last block tagged ``python``/``py``,
    else the last block (answers come after questions, and corrections after first tries). A block cut
-   off by the length limit (no closing fence) runs to the end.
+   off by the length limit (no closing fence) runs to the end. A block whose code already appears in
+   the problem's prompt (an instruction that shows the signature in a block) is never the answer.
 3. **Whole program or body**: code that parses on its own and defines the entry point at top level
    is a whole program; it runs after the prompt's other top-level code (imports, helper functions
    and constants, which chat answers often leave out; the answer's own definitions come later and
-   win). Anything else is a function body: ``prompt + code`` (the plain completion of a code prompt).
+   win). Otherwise, when the problem's prompt appears in the code (a query that is prompt +
+   response; compared without special tokens and whitespace, anywhere, see `after_prompt`), what
+   follows the prompt is the answer, judged by this rule again. Code that starts at the beginning of
+   a line without indentation but does not parse is cut after its last top-level statement that
+   leaves a whole program (a function followed by a half-written line), or else runs as written (a
+   syntax error is judged as one). Anything else is a function body: ``prompt + code``, cut at the
+   end of the function by the rule the policy's sampler stops at
+   (`codegym.sourcecode.truncate_completion`: before the first non-blank line that is not
+   indented), so a body followed by a new ``def``, an ``assert`` or a statement cut off by the
+   length limit scores as the body alone.
 
 Then the problem's test setup follows, as in `codegym.problems.Problem.program`.
 
@@ -44,9 +53,10 @@ from typing import Any
 
 from codegym.execution import ExecResult, Executor, default_executor
 from codegym.problems import Problem, join_program
-from codegym.rewards import Reward, RewardFn, get_reward
+from codegym.rewards import Reward, RewardFn, all_or_nothing, get_reward
+from codegym.sourcecode import TOP_LEVEL_LINE, truncate_completion
 
-__all__ = ["MODES", "Score", "clean", "judge", "program", "score", "submit"]
+__all__ = ["MODES", "Score", "after_prompt", "clean", "judge", "program", "score", "submit"]
 
 MODES = ("auto", "body")
 """How completions become programs: ``auto`` (the documented rules) or ``body`` (prompt + completion as is)."""
@@ -58,6 +68,8 @@ _SPECIAL = re.compile(
     r"|<(?:pad|bos|eos|eof|unk)>"  # codegym's own tokenizer
 )
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:^[ \t]*```[ \t]*$|\Z)", re.DOTALL | re.MULTILINE)
+_CLOSING_FENCE = re.compile(r"\A[ \t]*\n?[ \t]*```")
+_MAX_CUTS = 256  # top-level lines tried when cutting a whole program that does not parse
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,25 @@ def clean(text: str, special_tokens: Iterable[str] = ()) -> str:
     return _SPECIAL.sub("", text)
 
 
+def after_prompt(text: str, prompt: str, special_tokens: Iterable[str] = ()) -> str | None:
+    """What follows ``prompt`` in ``text``, or None when the prompt does not occur in it (or is blank).
+
+    An exact prefix is cut as is. Otherwise both are compared without special tokens (`clean`) and
+    without whitespace, and the prompt may occur anywhere: decoders add BOS and pad tokens, and
+    change the spaces around them, that the prompt as given does not have. The text returned then
+    is the cleaned text after the prompt's first occurrence (the whitespace after it included).
+    """
+    if prompt and text.startswith(prompt):
+        return text[len(prompt) :]
+    key = "".join(clean(prompt, special_tokens).split())
+    if not key:
+        return None
+    text = clean(text, special_tokens)
+    kept = [i for i, ch in enumerate(text) if not ch.isspace()]
+    found = "".join(text[i] for i in kept).find(key)
+    return None if found < 0 else text[kept[found + len(key) - 1] + 1 :]
+
+
 def program(problem: Problem, completion: str, *, mode: str = "auto", special_tokens: Iterable[str] = ()) -> str:
     """The program to run for ``completion`` of ``problem`` (rules in the module docstring)."""
     if mode == "body":
@@ -91,17 +122,36 @@ def program(problem: Problem, completion: str, *, mode: str = "auto", special_to
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     text = clean(completion, special_tokens)
     prompt = clean(problem.prompt, special_tokens)
-    if prompt.strip() and text.startswith(prompt):
-        text = text[len(prompt) :]
-    blocks = [(lang.lower(), code) for lang, code in reversed(_FENCE.findall(text))]
+    shown = "".join(prompt.split())
+    blocks = [(lang.lower(), code) for lang, code in reversed(_FENCE.findall(text)) if "".join(code.split()) not in shown]
     if blocks:
         text = next(
             (code for _, code in blocks if _defines(code, problem.entry_point)),
             next((code for lang, code in blocks if lang in ("python", "py", "python3")), blocks[0][1]),
         )
+    return _from_code(problem, text, prompt)
+
+
+def _from_code(problem: Problem, text: str, prompt: str) -> str:
+    """Rule 3: ``text`` (the answer's code) as a whole program or as a body of the entry point."""
     if _defines(text, problem.entry_point):
-        return join_program(_context(problem.prompt, problem.entry_point) + text, problem.test_setup)
-    return problem.program(text)
+        return _whole(problem, text)
+    rest = after_prompt(text, prompt)
+    if rest is not None:  # prompt + response; the prompt may have been shown in a block the response follows
+        return _from_code(problem, _CLOSING_FENCE.sub("", rest, count=1), "")
+    ends_line = problem.prompt.endswith("\n")
+    start = len(text) - len(text.lstrip())
+    if text.strip() and (text[start - 1] == "\n" if start else ends_line):  # code at the start of a line, not a body
+        cuts = [m.start() for m in TOP_LEVEL_LINE.finditer(text)][::-1][:_MAX_CUTS]
+        whole = next((text[:cut] + "\n" for cut in cuts if _defines(text[:cut], problem.entry_point)), None)
+        return _whole(problem, whole) if whole is not None else problem.program(text)
+    return problem.program(truncate_completion(text, ends_line))
+
+
+def _whole(problem: Problem, code: str) -> str:
+    """A whole program: the prompt's other top-level code unless ``code`` holds the prompt itself, then ``code``."""
+    holds_prompt = after_prompt(code, problem.prompt) is not None
+    return join_program(("" if holds_prompt else _context(problem.prompt, problem.entry_point)) + code, problem.test_setup)
 
 
 def judge(problems: Sequence[Problem], completions: Sequence[str], results: Sequence[ExecResult], reward: str | Reward | RewardFn = "paper") -> list[Score]:
@@ -127,7 +177,9 @@ def score(
     (default: the shared one); ``timeout``: seconds per program (None: each problem's calibrated
     ``time_limit``, else the executor's default); ``mode``: how completions become programs
     (`program`); ``fail_fast``: stop each program at its first failing test, for rewards and
-    metrics where only "all passed" counts (None, the default: on for the ``binary`` reward only). Returns one `Score` per completion, in order.
+    metrics where only "all passed" counts (None, the default: on when the reward says that
+    only "all passed" counts, `codegym.rewards.all_or_nothing`, e.g. ``binary``; then a verdict's
+    ``pass_ratio`` counts only the tests run before the first failure). Returns one `Score` per completion, in order.
     """
     return submit(
         problems, completions, reward=reward, executor=executor, timeout=timeout, mode=mode, special_tokens=special_tokens, fail_fast=fail_fast
@@ -153,7 +205,7 @@ def submit(
     tokens = tuple(special_tokens)
     jobs = [(program(p, c, mode=mode, special_tokens=tokens), p) for p, c in zip(problems, completions)]  # the problem carries its limit
     if fail_fast is None:
-        fail_fast = reward == "binary"
+        fail_fast = all_or_nothing(fn)
     inner = (executor or default_executor()).submit(jobs, timeout=timeout, fail_fast=fail_fast)
     out: Future[list[Score]] = Future()
 

@@ -16,17 +16,24 @@ Behaviour, and why:
 - **Batching.** Requests waiting at the same time are merged into one sandbox batch (up to
   ``max_programs`` programs), so many small concurrent requests keep every worker busy, as one big
   in-process call would.
-- **Bounded everything.** Bodies above ``max_body_bytes`` get 413, requests with more than
-  ``max_batch`` completions 413, and when ``max_queue`` requests are already admitted (running or
-  waiting) the next one gets 429 at once: a trainer retries, and the server never builds an
-  unbounded backlog. A request not answered within ``deadline_s`` gets 504 (and is dropped if it
-  has not started).
-- **Errors are JSON** ``{"error": message}`` with a 4xx status for anything the client got wrong.
+- **Bounded everything.** Bodies above ``max_body_bytes`` get 413, and a body not received within
+  ``read_timeout_s`` gets 408: a request is admitted only once its body is in, so slow senders
+  never hold the places of others. Requests with more than ``max_batch`` completions get 413, and
+  when ``max_queue`` requests are already admitted (running or waiting) the next one gets 429 at
+  once: a trainer retries, and the server never builds an unbounded backlog. A request not answered
+  within ``deadline_s`` gets 504 (and is dropped if it has not started).
+- **Errors are JSON** ``{"error": message}``: a 4xx status for anything the client got wrong, 500
+  (with the exception's type and message) when the reward or the executor fails.
+- **Time limits and fail-fast as in-process.** Each program runs under its problem's calibrated
+  limit (a loaded data set's, or the ``time_limit`` of an inline problem or exported ground truth)
+  unless ``timeout`` is set; with an all-or-nothing reward (``binary``,
+  `codegym.rewards.all_or_nothing`) programs stop at their first failing test.
 - **Optional bearer token** (``--token`` or ``CODEGYM_SERVE_TOKEN``), compared in constant time
   (`hmac.compare_digest`); without it, or with a wrong one, every endpoint answers 401.
 - **127.0.0.1 by default.** The server runs whatever it is sent (in the sandbox, but still CPU time
   and a way to probe the machine's limits); reachable only from this machine unless ``--host``
-  says otherwise. Put it behind a token (and TLS) before binding a public address.
+  says otherwise. ``codegym serve`` refuses another address without a token (or an explicit
+  ``--insecure-no-token``); put it behind TLS too before binding a public address.
 - **Clean shutdown.** On SIGINT/SIGTERM uvicorn stops accepting, the batcher thread ends, and the
   executor kills its sandbox workers: no process is left behind.
 """
@@ -46,6 +53,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.exceptions import HTTPException
 
 from codegym import scoring
 from codegym.execution import Executor
@@ -63,8 +71,11 @@ class ServeConfig:
 
     Attributes:
         reward: registered reward name (`codegym.rewards`).
-        timeout: seconds per program in the sandbox.
+        timeout: seconds per program in the sandbox (None: each problem's calibrated limit, else the
+            executor's default).
         max_body_bytes: largest request body accepted (413 above).
+        read_timeout_s: seconds a client may take to send its body (408 after); the body is read
+            before the request is admitted.
         max_batch: most completions in one request (413 above).
         max_queue: most requests admitted at once, running or waiting (429 above).
         max_programs: most programs merged into one sandbox batch.
@@ -73,8 +84,9 @@ class ServeConfig:
     """
 
     reward: str = "paper"
-    timeout: float = 5.0
+    timeout: float | None = None
     max_body_bytes: int = 8 * 1024 * 1024
+    read_timeout_s: float = 10.0
     max_batch: int = 256
     max_queue: int = 64
     max_programs: int = 256
@@ -178,6 +190,7 @@ class InlineProblem(BaseModel):
     entry_point: str
     tests: list[str]
     test_setup: str = ""
+    time_limit: float | None = None
 
 
 class ScoreRequest(BaseModel):
@@ -202,7 +215,8 @@ def _settle(future: asyncio.Future[Any], value: Any, exc: BaseException | None) 
 def create_app(problems: Mapping[str, Problem], executor: Executor, config: ServeConfig | None = None, *, close_executor: bool = True) -> FastAPI:
     """The FastAPI application; ``problems`` by task id; ``executor`` is closed at shutdown when ``close_executor``."""
     cfg = config or ServeConfig()
-    if cfg.max_queue < 1 or cfg.max_batch < 1 or cfg.max_programs < 1 or cfg.deadline_s <= 0 or cfg.timeout <= 0:
+    if (cfg.max_queue < 1 or cfg.max_batch < 1 or cfg.max_programs < 1 or cfg.deadline_s <= 0 or cfg.read_timeout_s <= 0
+            or cfg.timeout is not None and cfg.timeout <= 0):  # fmt: skip
         raise ValueError(f"server limits must be positive: {cfg!r}")
     get_reward(cfg.reward)  # an unknown name fails at start, not on the first request
     state: dict[str, Any] = {"admitted": 0}
@@ -224,13 +238,22 @@ def create_app(problems: Mapping[str, Problem], executor: Executor, config: Serv
     async def client_error(request: Request, exc: _ClientError) -> JSONResponse:
         return JSONResponse({"error": exc.message}, status_code=exc.status, headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
 
-    @app.exception_handler(404)
-    async def not_found(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"error": f"no endpoint {request.method} {request.url.path}; use POST /reward, POST /score or GET /health"}, status_code=404)
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            message = f"no endpoint {request.method} {request.url.path}; use POST /reward, POST /score or GET /health"
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        else:
+            message = str(exc.detail)
+        return JSONResponse({"error": message}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(405)
-    async def wrong_method(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"error": f"{request.method} is not allowed on {request.url.path}"}, status_code=405)
+    @app.middleware("http")
+    async def server_error(request: Request, call_next: Any) -> Any:  # the reward or the executor failed: still JSON
+        try:
+            return await call_next(request)
+        except Exception as exc:  # noqa: BLE001  (answered, and the server keeps serving)
+            return JSONResponse({"error": f"the server failed on this request: {type(exc).__name__}: {exc}"}, status_code=500)
 
     def authorize(request: Request) -> None:
         if cfg.token is None:
@@ -245,10 +268,17 @@ def create_app(problems: Mapping[str, Problem], executor: Executor, config: Serv
         if declared is not None and declared.isdigit() and int(declared) > cfg.max_body_bytes:
             raise _ClientError(413, f"request body of {declared} bytes is over the limit of {cfg.max_body_bytes}")
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > cfg.max_body_bytes:
-                raise _ClientError(413, f"request body is over the limit of {cfg.max_body_bytes} bytes")
+
+        async def receive() -> None:
+            async for chunk in request.stream():
+                body.extend(chunk)
+                if len(body) > cfg.max_body_bytes:
+                    raise _ClientError(413, f"request body is over the limit of {cfg.max_body_bytes} bytes")
+
+        try:
+            await asyncio.wait_for(receive(), cfg.read_timeout_s)
+        except asyncio.TimeoutError:
+            raise _ClientError(408, f"request body not received within {cfg.read_timeout_s} s") from None
         try:
             return model.model_validate_json(bytes(body))
         except ValidationError as exc:
@@ -285,8 +315,8 @@ def create_app(problems: Mapping[str, Problem], executor: Executor, config: Serv
     async def reward(request: Request) -> dict[str, Any]:
         started = time.monotonic()
         authorize(request)
+        body = await read(request, RewardRequest)  # before admission: a slow sender holds no place
         with admitted():
-            body = await read(request, RewardRequest)
             prompts = body.prompts if body.prompts is not None else [""] * len(body.query)
             if not len(body.query) == len(prompts) == len(body.labels):
                 raise _ClientError(422, f"query, prompts and labels must have the same length, got {len(body.query)}, {len(prompts)} and {len(body.labels)}")
@@ -304,8 +334,8 @@ def create_app(problems: Mapping[str, Problem], executor: Executor, config: Serv
     async def score(request: Request) -> dict[str, Any]:
         started = time.monotonic()
         authorize(request)
+        body = await read(request, ScoreRequest)
         with admitted():
-            body = await read(request, ScoreRequest)
             if (body.task_id is None) == (body.problem is None):
                 raise _ClientError(422, "give exactly one of task_id (a problem the server loaded) or problem (inline tests)")
             if body.mode not in scoring.MODES:

@@ -34,7 +34,8 @@ def mbpp_train():
 
 def test_trl_dataset_columns_and_reward_contract(mbpp_train, executor):
     data = codegym_trl.dataset(mbpp_train)
-    assert set(data.column_names) == {"prompt", "task_id", "entry_point", "tests", "test_setup"}
+    assert set(data.column_names) == {"prompt", "task_id", "entry_point", "tests", "test_setup", "time_limit"}
+    assert data[0]["time_limit"] == mbpp_train[0].time_limit is not None  # the calibrated limit travels with the row
     assert data[0]["task_id"] == mbpp_train[0].task_id and data[0]["tests"] == list(mbpp_train[0].tests)
     assert len(codegym_trl.dataset("mbpp", split="train")) == len(problem_sources.load("mbpp", split="train"))
     columns = {k: data[k][:2] + [None] for k in ("task_id", "entry_point", "tests", "test_setup")}
@@ -136,15 +137,83 @@ def test_export_verl_parquet_round_trip(tmp_path, executor):
 
 
 def test_openrlhf_reward_func(mbpp_train, executor, monkeypatch):
+    """OpenRLHF's call, with labels of both kinds: exported ground truth, and task ids looked up in the
+    data sets that CODEGYM_PROBLEMS names (loaded for real, once per process)."""
     import torch
 
-    problem = mbpp_train[0]
+    problem = mbpp_train[1]  # its tests need nothing the reference defines beside the entry point
     prompt = "<|im_start|>user\nWrite it.<|im_end|>\n<|im_start|>assistant\n"
-    queries = [prompt + f"```python\n{problem.reference}\n```<|im_end|>", prompt + WRONG + "<|im_end|>"]
-    labels = [records.to_ground_truth(problem), problem.task_id]
-    monkeypatch.setattr(openrlhf, "_lookup", {problem.task_id: problem})
-    out = openrlhf.reward_func(queries, [prompt, prompt], labels, executor=executor)
-    assert torch.equal(out["rewards"], torch.tensor([1.0, out["rewards"][1].item()])) and out["rewards"][1] < 1.0
-    assert out["scores"].tolist()[0] == 1.0 and out["extra_logs"]["passed"].tolist() == [1.0, 0.0]
+    raises = "    raise ValueError('no')\n"
+    queries = [prompt + f"```python\n{problem.reference}\n```<|im_end|>", prompt + raises + "<|im_end|>", prompt + WRONG + "<|im_end|>"]
+    labels = [records.to_ground_truth(problem), problem.task_id, problem.task_id]
+    monkeypatch.setenv("CODEGYM_PROBLEMS", "humaneval, mbpp")
+    monkeypatch.setattr(openrlhf, "_lookup", None)  # as in a fresh process
+    out = openrlhf.reward_func(queries, [prompt] * 3, labels, executor=executor)
+    assert openrlhf._lookup is not None and len(openrlhf._lookup) == 164 + 974 and openrlhf._lookup[problem.task_id] == problem
+    assert out["rewards"].tolist() == pytest.approx([1.0, -0.6, 0.0])  # paper: all passed; raised before any test; failed
+    assert out["scores"].tolist() == [1.0, 0.0, 0.0] and out["extra_logs"]["passed"].tolist() == [1.0, 0.0, 0.0]
+    assert out["rewards"].dtype == torch.float32
     with pytest.raises(ValueError, match="neither codegym ground-truth JSON nor a known task id"):
         openrlhf.reward_func(queries[:1], [prompt], ["no/such/task"], executor=executor)
+
+
+def _recorder(seen: list, all_or_nothing: bool = True):
+    """A reward that keeps every verdict it is given (to see the limit and fail-fast each program ran under)."""
+
+    def record(problem, completion, result):
+        seen.append((problem, result))
+        return float(result.passed)
+
+    record.all_or_nothing = all_or_nothing
+    return record
+
+
+def test_openrlhf_prompt_removal_and_calibrated_limits(executor):
+    """A BOS/pad-prefixed query of exported data with an unfenced correct body scores 1; a fenced
+    syntax error scores -1; programs run under each problem's calibrated limit, fail-fast for binary."""
+    problem = next(p for p in problem_sources.load("basic", split="train") if p.reference.startswith(p.prompt))
+    body = problem.reference[len(problem.prompt) :]
+    prompt = verl.INSTRUCTION.format(prompt=problem.prompt)  # the exported data's instruction
+    truth = records.to_ground_truth(problem)
+    assert records.from_ground_truth(truth).time_limit == problem.time_limit is not None
+    header = problem.prompt.splitlines()[0]
+    queries = ["<s>" + prompt + body, "<pad><pad><s> " + prompt + "\n" + body + "\n\ndef helper(",
+               "<s>" + prompt + f"\n```python\n{header}\n    return (\n```</s>"]  # fmt: skip
+    out = openrlhf.score_queries(queries, [prompt] * 3, [truth] * 3, {}, executor=executor)
+    assert out["rewards"] == [1.0, 1.0, -1.0]
+    again = openrlhf.score_queries(queries, [""] * 3, [truth] * 3, {}, executor=executor)  # no prompts (codegym serve allows it)
+    assert again["rewards"] == [1.0, 1.0, -1.0]
+    seen: list = []
+    wrong = "    return None\n"
+    openrlhf.score_queries(["<s>" + prompt + wrong], [prompt], [truth], {}, reward=_recorder(seen), executor=executor)
+    (_, result), = seen
+    assert (result.limit, result.time_limit) == ("calibrated", problem.time_limit)
+    assert result.test_status[0] == "failed" and set(result.test_status[1:]) == {"not_run"}  # stopped at the first failure
+    seen.clear()
+    openrlhf.score_queries(["<s>" + prompt + wrong], [prompt], [truth], {}, reward=_recorder(seen, False), executor=executor)
+    assert "not_run" not in seen[0][1].test_status  # partial credit: every test runs
+
+
+def test_trl_reward_scores_a_body_that_runs_on_past_the_function(executor):
+    train = [p for p in problem_sources.load("basic", split="train") if p.reference.startswith(p.prompt)][:2]
+    data = codegym_trl.dataset(train)
+    columns = {k: data[k] for k in ("task_id", "entry_point", "tests", "test_setup", "time_limit")}
+    bodies = [p.reference[len(p.prompt) :] for p in train]
+    completions = [bodies[0] + "\n\ndef helper(", bodies[1] + "\nassert " + train[1].entry_point + "("]
+    assert codegym_trl.reward_function("paper", executor)(data["prompt"], completions, **columns) == [1.0, 1.0]
+    seen: list = []
+    fn = codegym_trl.reward_function(_recorder(seen), executor)
+    assert fn(data["prompt"], ["    return None\n"] * 2, **columns) == [0.0, 0.0]
+    for problem, result in seen:
+        assert (result.limit, result.time_limit) == ("calibrated", problem.time_limit) and "not_run" in result.test_status
+    assert {p.time_limit for p, _ in seen} == {p.time_limit for p in train}
+
+
+def test_verl_uses_the_calibrated_limit_of_the_ground_truth(mbpp_train, executor):
+    problem = mbpp_train[0]
+    seen: list = []
+    verl.compute_score("codegym", WRONG, records.to_ground_truth(problem), None, reward=_recorder(seen), executor=executor)
+    assert (seen[0][1].limit, seen[0][1].time_limit) == ("calibrated", problem.time_limit)
+    seen.clear()
+    verl.compute_score("codegym", WRONG, records.to_ground_truth(problem), None, reward=_recorder(seen), executor=executor, timeout=3)
+    assert (seen[0][1].limit, seen[0][1].time_limit) == ("given", 3.0)

@@ -152,3 +152,62 @@ def test_envs_score_through_the_seam_with_dict_rewards(executor):
     vec.reset(seed=0)
     _, rewards, terminated, truncated, infos = vec.step(np.array([5, 6]))
     assert (terminated | truncated).all() and "reward_info" in infos
+
+
+def test_body_completion_is_cut_at_the_end_of_the_function(executor):
+    """A body that runs on past the function (a new def, an assert, a line cut off by the length
+    limit) scores as the body alone, cut by the sampler's rule (`truncate_completion`)."""
+    from codegym.sourcecode import truncate_completion
+
+    tails = ["\n\ndef helper(", "\nassert add(1, 2) =", "\n\nprint(add(1,", "\n\n\nif __name__ == '__main__':\n    print(add("]
+    for tail in tails:
+        assert scoring.program(ADD, BODY + tail) == ADD.program(truncate_completion(BODY + tail)) == ADD.program(BODY)
+        assert scoring.program(ADD, ADD.prompt + BODY + tail) == ADD.program(BODY)  # a query: prompt + response
+    whole_then_half = WHOLE + "\n\nassert add(1, 2) == 3\nprint(add("  # a whole function, then a line cut off
+    assert scoring.program(ADD, whole_then_half) == "import math\n\n" + WHOLE + "\n\nassert add(1, 2) == 3\n\nHELPER = 1\n"
+    scores = scoring.score([ADD] * 6, [BODY + t for t in tails] + [whole_then_half, f"```python\n{WHOLE}\n\nprint(add(\n```"], executor=executor)
+    assert [s.reward for s in scores] == [1.0] * 6
+    # inside the function nothing is cut: a half line there is a syntax error, and so is a broken whole function
+    broken = scoring.score([ADD, ADD], [BODY + "    x = (\n", "def add(a, b):\n    return a +\n"], executor=executor)
+    assert [s.result.outcome for s in broken] == ["syntax_error", "syntax_error"]
+
+
+def test_prompt_removal_survives_special_tokens_and_blocks_in_the_prompt_are_not_answers(executor):
+    from codegym.integrations.verl import INSTRUCTION
+
+    instruction = INSTRUCTION.format(prompt=ADD.prompt)  # shows the signature and docstring in a block
+    unfenced = ["<s>" + instruction + BODY, "<pad><pad><bos>" + instruction + "\n" + BODY + "<eos>", instruction + "\n\n" + BODY + "\n\ndef helper("]
+    syntax_error = "<s>" + instruction + "\n```python\ndef add(a, b):\n    return a +\n```</s>"
+    fenced = "<s>" + instruction + "\nSure:\n```python\n" + WHOLE + "```</s>"
+    scores = scoring.score([ADD] * 5, [*unfenced, syntax_error, fenced], reward="paper", executor=executor)
+    assert [s.reward for s in scores] == [1.0, 1.0, 1.0, -1.0, 1.0]  # the instruction's own block is never the answer
+    assert scores[3].result.outcome == "syntax_error"
+
+    def lines(program):
+        return [line for line in program.splitlines() if line.strip()]
+
+    for query in unfenced:
+        assert lines(scoring.program(ADD, query)) == lines(ADD.program(BODY))  # the prompt's function, then the body
+    assert scoring.after_prompt("<s> " + instruction + "\n" + BODY, instruction) == "\n" + BODY
+    chat = "<pad><pad><|im_start|>user\n" + instruction.replace("\n\n", " \n\n") + "<|im_end|>x"  # spaces changed too
+    assert scoring.after_prompt(chat, "user\n" + instruction) == "x"
+    assert scoring.after_prompt("no prompt here", instruction) is None and scoring.after_prompt("abc", " \n") is None
+
+
+def test_fail_fast_follows_the_reward_whatever_its_form(executor):
+    """Fail-fast turns on for all-or-nothing rewards given by name, as the function, as get_reward's
+    wrapper, or as a callable that says so, and stays off for partial credit."""
+    first_fails = "    return 0 if a == 1 else a + b\n"  # fails the first test, passes the second
+
+    def strict(problem, completion, result):
+        return float(result.passed)
+
+    strict.all_or_nothing = True
+    for reward in ("binary", rewards.binary, rewards.get_reward("binary"), strict):
+        assert rewards.all_or_nothing(reward)
+        result = scoring.score([ADD], [first_fails], reward=reward, executor=executor)[0].result
+        assert result.test_status == ("failed", "not_run"), reward
+    for reward in ("paper", rewards.get_reward("pass_ratio"), lambda p, c, r: r.pass_ratio):
+        assert not rewards.all_or_nothing(reward)
+        result = scoring.score([ADD], [first_fails], reward=reward, executor=executor)[0].result
+        assert result.test_status == ("failed", "passed")

@@ -187,3 +187,103 @@ def test_cli_server_binds_localhost_and_leaves_no_worker_after_shutdown(tmp_path
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_public_host_without_token_is_refused():
+    env = {k: v for k, v in os.environ.items() if k != "CODEGYM_SERVE_TOKEN"}
+    cli = [sys.executable, "-c", "import typer; from codegym.integrations.commands import serve; typer.run(serve)"]
+    for host in ("0.0.0.0", "192.0.2.7", "::", "example.org"):  # refused before anything is loaded or bound
+        done = subprocess.run([*cli, "--host", host, "--problems", "/nonexistent/problems.jsonl"], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0, (host, done.stderr)
+        assert "--token" in done.stderr and "--insecure-no-token" in done.stderr, done.stderr
+    from codegym.integrations.commands import _loopback
+
+    assert _loopback("127.0.0.1") and _loopback("localhost") and _loopback("::1") and _loopback("127.1.2.3")
+    assert not _loopback("0.0.0.0") and not _loopback("10.0.0.1") and not _loopback("my-host")
+
+
+def test_slow_senders_hold_no_admission_place():
+    """64 clients that send their bodies one byte a second: a normal client is still answered within
+    the deadline, the slow ones hold no admission place, and each gets a JSON 408 at the read timeout."""
+    with serving(ServeConfig(reward="binary", max_queue=64, read_timeout_s=4.0, deadline_s=30.0)) as (url, executor):
+        port = int(url.rsplit(":", 1)[1])
+        slow = []
+        for _ in range(64):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+            slow.append(sock)
+        stop = threading.Event()
+
+        def trickle() -> None:  # one more byte a second on every slow connection
+            while not stop.wait(1.0):
+                for sock in slow:
+                    with contextlib.suppress(OSError):
+                        sock.sendall(b" ")
+
+        sender = threading.Thread(target=trickle, daemon=True)
+        sender.start()
+        try:
+            time.sleep(1.5)
+            started = time.monotonic()
+            with httpx.Client(base_url=url, timeout=30) as http:
+                assert http.get("/health").json()["queue_depth"] == 0
+                reply = http.post("/score", json={"task_id": "t/add", "completions": [RIGHT["t/add"]]})
+            assert reply.status_code == 200 and reply.json()["rewards"] == [1.0]
+            assert time.monotonic() - started < 30.0
+            answers = []
+            for sock in slow:
+                sock.settimeout(20)
+                data = b""
+                with contextlib.suppress(OSError):
+                    while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+                        chunk = sock.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                answers.append(data)
+            assert all(a.startswith(b"HTTP/1.1 408") and b'"error"' in a and b"not received within" in a for a in answers), answers[:2]
+        finally:
+            stop.set()
+            sender.join(5)
+            for sock in slow:
+                sock.close()
+
+
+def test_reward_failure_answers_json_500_and_the_server_keeps_serving():
+    from codegym import rewards
+
+    def broken(problem, completion, result):
+        raise RuntimeError("the reward broke")
+
+    rewards.register("test_serve_broken", broken)
+    with serving(ServeConfig(reward="test_serve_broken")) as (url, executor):
+        with httpx.Client(base_url=url, timeout=60) as http:
+            for path, body in (("/score", {"task_id": "t/add", "completions": [RIGHT["t/add"]]}), ("/reward", reward_body(["t/add"], [RIGHT["t/add"]]))):
+                reply = http.post(path, json=body)
+                assert reply.status_code == 500 and reply.headers["content-type"] == "application/json", reply.text
+                assert "RuntimeError: the reward broke" in reply.json()["error"]
+            assert http.get("/health").json()["status"] == "ok"
+
+
+def test_server_runs_programs_under_calibrated_limits_and_fail_fast():
+    from codegym import rewards
+
+    seen: list = []
+
+    def strict(problem, completion, result):
+        seen.append(result)
+        return float(result.passed)
+
+    strict.all_or_nothing = True
+    rewards.register("test_serve_strict", strict)
+    inline = {"prompt": ADD.prompt, "entry_point": "add", "tests": list(ADD.tests), "time_limit": 2.5}
+    with serving(ServeConfig(reward="test_serve_strict")) as (url, executor):
+        with httpx.Client(base_url=url, timeout=60) as http:
+            reply = http.post("/score", json={"problem": inline, "completions": [WRONG["t/add"]]})
+            assert reply.status_code == 200 and reply.json()["rewards"] == [0.0]
+            exported = {**ADD.to_dict(), "time_limit": 1.5}
+            labels = [to_ground_truth(Problem(**{k: exported[k] for k in ("task_id", "prompt", "entry_point", "tests", "time_limit")}))]
+            reply = http.post("/reward", json={"query": [WRONG["t/add"]], "prompts": [""], "labels": labels})
+            assert reply.status_code == 200 and reply.json()["rewards"] == [0.0]
+    assert [(r.limit, r.time_limit) for r in seen] == [("calibrated", 2.5), ("calibrated", 1.5)]
+    assert all(r.test_status == ("failed", "not_run") for r in seen)  # binary-like reward: stopped at the first failure

@@ -6,7 +6,14 @@ responses (decoded with the chat template's special tokens), ``prompts`` the pro
 ``codegym export`` writes (self-contained), or a codegym task id, looked up in the problem sources
 named by the ``CODEGYM_PROBLEMS`` environment variable (comma-separated, e.g. ``mbpp,humaneval``).
 
-The response is the query without its prompt; `codegym.scoring.program` turns it into a program.
+The response is what follows the prompt in the query (`codegym.scoring.after_prompt`: compared
+without special tokens and whitespace, so BOS and pad tokens decoded into the query but not into
+the prompt do not matter); `codegym.scoring.program` turns it into a program, and a code block that
+only repeats the problem's prompt (the exported instruction shows the signature in one) is never
+graded as the answer. Each program runs under its problem's calibrated time limit (the ``time_limit``
+that ``codegym export`` writes into the ground truth, or that a named data set carries), else the
+executor's default. With an all-or-nothing reward (``binary``) programs stop at their first
+failing test, so ``scores`` is 1.0 exactly when every test passed.
 Returned: ``rewards`` (the reward), ``scores`` (the fraction of tests passed, in [0, 1], for
 OpenRLHF's dynamic filtering) and ``extra_logs`` (per response: ``passed`` and a dict reward's extra
 keys), as torch tensors; ``codegym serve`` returns the same as JSON lists.
@@ -31,8 +38,13 @@ _lookup: dict[str, Problem] | None = None
 
 
 def responses(queries: Sequence[str], prompts: Sequence[str]) -> list[str]:
-    """Each query without its prompt (the whole query when it does not start with it)."""
-    return [q[len(p) :] if p and q.startswith(p) else q for q, p in zip(queries, prompts)]
+    """Each query without its prompt: what follows the prompt (`codegym.scoring.after_prompt`), or the
+    whole query when the prompt is empty or does not occur in it."""
+    out = []
+    for query, prompt in zip(queries, prompts):
+        rest = scoring.after_prompt(query, prompt) if prompt else None
+        out.append(query if rest is None else rest)
+    return out
 
 
 def resolve_label(label: Any, problems: Mapping[str, Problem]) -> Problem:
@@ -53,9 +65,12 @@ def score_queries(
     *,
     reward: str | Reward | RewardFn = "paper",
     executor: Executor | None = None,
-    timeout: float = 5.0,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
-    """OpenRLHF's reward contract as plain lists: ``{"rewards", "scores", "extra_logs"}``."""
+    """OpenRLHF's reward contract as plain lists: ``{"rewards", "scores", "extra_logs"}``.
+
+    ``timeout``: seconds per program (None: each problem's calibrated limit, else the executor's default).
+    """
     if not len(queries) == len(prompts) == len(labels):
         raise ValueError(f"query, prompts and labels must have the same length, got {len(queries)}, {len(prompts)} and {len(labels)}")
     chosen = [resolve_label(label, problems) for label in labels]
@@ -69,12 +84,15 @@ def score_queries(
 def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any], **kw: Any) -> dict[str, Any]:
     """OpenRLHF's custom reward function (``--remote_rm_url`` pointing at this file).
 
-    ``kw`` may set ``reward`` (registered name, default ``paper``), ``timeout`` and ``executor``;
-    anything else OpenRLHF passes is ignored.
+    ``kw`` may set ``reward`` (registered name or callable, default ``paper``), ``timeout`` (seconds
+    per program; default: each problem's calibrated limit) and ``executor``; anything else OpenRLHF
+    passes is ignored.
     """
     import torch
 
-    out = score_queries(queries, prompts, labels, _problems(), reward=kw.get("reward", "paper"), executor=kw.get("executor"), timeout=float(kw.get("timeout", 5.0)))
+    timeout = kw.get("timeout")
+    out = score_queries(queries, prompts, labels, _problems(), reward=kw.get("reward", "paper"), executor=kw.get("executor"),
+                        timeout=None if timeout is None else float(timeout))  # fmt: skip
     return {
         "rewards": torch.tensor(out["rewards"], dtype=torch.float32),
         "scores": torch.tensor(out["scores"], dtype=torch.float32),

@@ -15,26 +15,29 @@ from codegym.problems import Problem
 
 __all__ = ["FIELDS", "from_ground_truth", "from_record", "to_ground_truth", "to_record"]
 
-FIELDS = ("task_id", "prompt", "entry_point", "tests", "test_setup")
-"""What a problem needs to be judged, in every record and ground truth."""
+FIELDS = ("task_id", "prompt", "entry_point", "tests", "test_setup", "time_limit")
+"""What a problem needs to be judged, in every record and ground truth (``time_limit``: its
+calibrated seconds, None when it has none)."""
 
 
 def to_record(problem: Problem) -> dict[str, Any]:
     """The judging fields of ``problem`` as plain values (tests as a list)."""
     return {"task_id": problem.task_id, "prompt": problem.prompt, "entry_point": problem.entry_point,
-            "tests": list(problem.tests), "test_setup": problem.test_setup}  # fmt: skip
+            "tests": list(problem.tests), "test_setup": problem.test_setup, "time_limit": problem.time_limit}  # fmt: skip
 
 
 def from_record(record: Mapping[str, Any]) -> Problem:
-    """A `Problem` from a record with `FIELDS` (``test_setup`` and ``prompt`` may be missing)."""
+    """A `Problem` from a record with `FIELDS` (``test_setup``, ``prompt`` and ``time_limit`` may be missing)."""
     missing = [k for k in ("task_id", "entry_point", "tests") if record.get(k) is None]
     if missing:
         raise ValueError(f"a codegym record needs {', '.join(FIELDS)}; missing {', '.join(missing)}")
     tests = record["tests"]
     if isinstance(tests, str) or not all(isinstance(t, str) for t in tests):
         raise ValueError("'tests' must be a list of Python snippets (strings)")
+    limit = record.get("time_limit")
     return Problem(str(record["task_id"]), str(record.get("prompt") or ""), str(record["entry_point"]),
-                   tuple(tests), test_setup=str(record.get("test_setup") or ""))  # fmt: skip
+                   tuple(tests), test_setup=str(record.get("test_setup") or ""),
+                   time_limit=None if limit is None else float(limit))  # fmt: skip
 
 
 def to_ground_truth(problem: Problem) -> str:

@@ -11,10 +11,15 @@ trainer.train()
 
 `reward_function` follows TRL's reward-function contract: ``(prompts, completions, completion_ids,
 **columns) -> list[float | None]``, where ``columns`` are the data set's other columns, one value per
-completion. It needs ``task_id``, ``entry_point``, ``tests`` and ``test_setup`` (what `dataset`
-writes); a row whose ``tests`` is None (another task in a mixed data set) gets None, which TRL
-ignores. Completions are plain text or chat messages (the last message's content); the program is
-built by `codegym.scoring.program` (a fenced ```python answer, a whole function or a body all work).
+completion. It needs ``task_id``, ``entry_point``, ``tests`` and ``test_setup``, and uses
+``time_limit`` when there is one (what `dataset` writes); a row whose ``tests`` is None (another
+task in a mixed data set) gets None, which TRL ignores. Completions are plain text or chat messages
+(the last message's content); the program is built by `codegym.scoring.program` (a fenced
+```python answer, a whole function or a body all work; a body is cut at the end of the function,
+so one that runs on into a new ``def`` or a line cut off by ``max_completion_length`` scores as the
+body alone). Each program runs under its problem's calibrated time limit (the ``time_limit``
+column), else the executor's default; with an all-or-nothing reward (``binary``) programs stop at
+their first failing test.
 For a conversational ``prompt`` the code prompt comes from a ``code_prompt`` column when there is one.
 
 All completions of a call run as one batch on the sandbox pool. A dict reward's extra keys, and the
@@ -43,7 +48,8 @@ def dataset(source: str | os.PathLike[str] | Sequence[Problem], split: str | Non
     """A ``datasets.Dataset`` of codegym problems with the columns `reward_function` reads.
 
     Columns: ``prompt`` (the code prompt the model completes), ``task_id`` (codegym's id),
-    ``entry_point``, ``tests`` (list of str) and ``test_setup``. ``source`` is anything
+    ``entry_point``, ``tests`` (list of str), ``test_setup`` and ``time_limit`` (calibrated seconds,
+    None where the problem has none). ``source`` is anything
     `codegym.problems.load` reads (a bundled name, a generated JSONL file, ``hf:NAME``) or a list of
     `Problem`.
     """
@@ -58,11 +64,12 @@ def dataset(source: str | os.PathLike[str] | Sequence[Problem], split: str | Non
     return Dataset.from_list([to_record(p) for p in chosen])
 
 
-def reward_function(reward: str | Reward | RewardFn = "paper", executor: Executor | None = None, *, timeout: float = 5.0) -> Callable[..., list[float | None]]:
+def reward_function(reward: str | Reward | RewardFn = "paper", executor: Executor | None = None, *, timeout: float | None = None) -> Callable[..., list[float | None]]:
     """A TRL reward function that runs each completion against its problem's tests in the sandbox.
 
     ``reward``: a registered name or a callable (`codegym.rewards`); ``executor``: the sandbox pool
-    (default: codegym's shared one); ``timeout``: seconds per program.
+    (default: codegym's shared one); ``timeout``: seconds per program (None: each problem's
+    calibrated ``time_limit`` column, else the executor's default).
     """
     fn = get_reward(reward)
 
@@ -74,7 +81,7 @@ def reward_function(reward: str | Reward | RewardFn = "paper", executor: Executo
     return codegym_reward
 
 
-def async_reward_function(reward: str | Reward | RewardFn = "paper", executor: Executor | None = None, *, timeout: float = 5.0) -> Callable[..., Awaitable[list[float | None]]]:
+def async_reward_function(reward: str | Reward | RewardFn = "paper", executor: Executor | None = None, *, timeout: float | None = None) -> Callable[..., Awaitable[list[float | None]]]:
     """`reward_function` as a coroutine function: TRL awaits it next to its other async rewards
     (``asyncio.gather``), so the sandbox run overlaps theirs instead of blocking the event loop."""
     fn = get_reward(reward)
@@ -103,7 +110,7 @@ def _text(item: Any) -> str:
     raise TypeError(f"expected a string or a list of chat messages, got {type(item).__name__}")
 
 
-def _submit(fn: Reward, executor: Executor | None, timeout: float, prompts: Sequence[Any], completions: Sequence[Any], columns: dict[str, Any]) -> tuple[list[int], Future[list[scoring.Score]]]:
+def _submit(fn: Reward, executor: Executor | None, timeout: float | None, prompts: Sequence[Any], completions: Sequence[Any], columns: dict[str, Any]) -> tuple[list[int], Future[list[scoring.Score]]]:
     if "tests" not in columns or "entry_point" not in columns:
         raise ValueError(
             "the codegym reward needs the data set columns task_id, entry_point, tests and test_setup; "
@@ -114,7 +121,7 @@ def _submit(fn: Reward, executor: Executor | None, timeout: float, prompts: Sequ
     for i, (prompt, completion) in enumerate(zip(prompts, completions)):
         if columns["tests"][i] is None:
             continue
-        record = {k: columns[k][i] for k in ("task_id", "entry_point", "tests", "test_setup") if k in columns}
+        record = {k: columns[k][i] for k in ("task_id", "entry_point", "tests", "test_setup", "time_limit") if k in columns}
         record["task_id"] = record.get("task_id", f"row{i}")
         record["prompt"] = code_prompts[i] if code_prompts is not None else (prompt if isinstance(prompt, str) else "")
         rows.append(i)

@@ -6,14 +6,16 @@ data:
 custom_reward_function:
   path: /path/to/site-packages/codegym/integrations/verl.py   # python -c "import codegym.integrations.verl as m; print(m.__file__)"
   name: compute_score
-  reward_kwargs: {reward: paper}          # optional: any registered codegym reward, and timeout
+  reward_kwargs: {reward: paper}          # optional: any registered codegym reward, and timeout (default: calibrated limits)
 ```
 
 verl's reward managers call ``compute_score(data_source=..., solution_str=..., ground_truth=...,
 extra_info=...)`` once per response, with the response decoded from its tokens (special tokens
 included, e.g. a trailing ``<|im_end|>``; `codegym.scoring.program` removes them). The parquet is
 self-contained: each row's ``reward_model.ground_truth`` is a JSON string with the problem's code
-prompt, entry point, tests and setup, so the trainer needs no codegym problem files.
+prompt, entry point, tests, setup and calibrated time limit, so the trainer needs no codegym
+problem files. Each program runs under that limit (else the executor's default); with an
+all-or-nothing reward (``binary``) programs stop at their first failing test.
 
 verl itself is not a codegym dependency, nor in the dev extra: verl 0.9.1 does install on CPU from
 PyPI with codegym's torch pin, but it requires ``transformers<5.11`` (pip would downgrade the
@@ -48,12 +50,15 @@ def compute_score(data_source: str, solution_str: str, ground_truth: str, extra_
 
     Returns ``{"score": reward, "passed": 0 or 1, "pass_ratio": ...}`` plus a dict reward's extra
     keys (verl logs every key). ``kwargs`` may set ``reward`` (a registered codegym reward name,
-    default ``paper``), ``timeout`` (seconds, default 5) and ``executor`` (an `Executor`; default
-    codegym's shared pool); verl passes ``custom_reward_function.reward_kwargs`` this way.
+    default ``paper``), ``timeout`` (seconds; default: the ground truth's calibrated ``time_limit``,
+    else the executor's default) and ``executor`` (an `Executor`; default codegym's shared pool);
+    verl passes ``custom_reward_function.reward_kwargs`` this way.
     """
     problem = from_ground_truth(ground_truth)
     executor: Executor | None = kwargs.get("executor")
-    s = scoring.score([problem], [solution_str], reward=kwargs.get("reward", "paper"), executor=executor, timeout=float(kwargs.get("timeout", 5.0)))[0]
+    timeout = kwargs.get("timeout")
+    s = scoring.score([problem], [solution_str], reward=kwargs.get("reward", "paper"), executor=executor,
+                      timeout=None if timeout is None else float(timeout))[0]  # fmt: skip
     return {"score": s.reward, "passed": float(s.result.passed), "pass_ratio": s.result.pass_ratio, **s.info}
 
 

@@ -15,7 +15,6 @@ cache, finished rows compacted out) or, for models it cannot drive, ``transforme
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,30 +23,16 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 from codegym.models import tokenizer as tok
 from codegym.models.sampler import StopRule, sample_rows
+from codegym.sourcecode import TOP_LEVEL_LINE as _TOP_LEVEL
+from codegym.sourcecode import truncate_completion
 
 __all__ = ["DEFAULT_DIR", "Policy", "PolicyLoadError", "Sample", "completion_after", "line_flags", "load_policy", "truncate_completion"]
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "default"
-_TOP_LEVEL = re.compile(r"\n(?=\S)")
 
 
 class PolicyLoadError(OSError):
     """A policy cannot be loaded; the message says what to do instead."""
-
-
-def truncate_completion(completion: str, prompt_ends_line: bool = True) -> str:
-    """``completion`` up to the end of the function body: cut before the first non-indented, non-blank line
-    (and the blank lines before it).
-
-    ``prompt_ends_line``: whether the prompt ended with a newline, so the completion starts a line.
-    """
-    if prompt_ends_line and completion[:1].strip():
-        return ""
-    match = _TOP_LEVEL.search(completion)
-    if match is None:
-        return completion
-    body = completion[: match.start()].rstrip()
-    return body + "\n" if body else ""
 
 
 def line_flags(tokenizer: PreTrainedTokenizerBase) -> tuple[list[bool], list[bool], list[bool], list[bool]]:
