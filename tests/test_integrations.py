@@ -175,7 +175,6 @@ def test_openrlhf_prompt_removal_and_calibrated_limits(executor):
     body = problem.reference[len(problem.prompt) :]
     prompt = verl.INSTRUCTION.format(prompt=problem.prompt)  # the exported data's instruction
     truth = records.to_ground_truth(problem)
-    assert records.from_ground_truth(truth).time_limit == problem.time_limit is not None
     header = problem.prompt.splitlines()[0]
     queries = ["<s>" + prompt + body, "<pad><pad><s> " + prompt + "\n" + body + "\n\ndef helper(",
                "<s>" + prompt + f"\n```python\n{header}\n    return (\n```</s>"]  # fmt: skip
@@ -183,6 +182,7 @@ def test_openrlhf_prompt_removal_and_calibrated_limits(executor):
     assert out["rewards"] == [1.0, 1.0, -1.0]
     again = openrlhf.score_queries(queries, [""] * 3, [truth] * 3, {}, executor=executor)  # no prompts (codegym serve allows it)
     assert again["rewards"] == [1.0, 1.0, -1.0]
+    assert records.from_ground_truth(truth).time_limit == problem.time_limit is not None
     seen: list = []
     wrong = "    return None\n"
     openrlhf.score_queries(["<s>" + prompt + wrong], [prompt], [truth], {}, reward=_recorder(seen), executor=executor)
@@ -197,10 +197,11 @@ def test_openrlhf_prompt_removal_and_calibrated_limits(executor):
 def test_trl_reward_scores_a_body_that_runs_on_past_the_function(executor):
     train = [p for p in problem_sources.load("basic", split="train") if p.reference.startswith(p.prompt)][:2]
     data = codegym_trl.dataset(train)
-    columns = {k: data[k] for k in ("task_id", "entry_point", "tests", "test_setup", "time_limit")}
     bodies = [p.reference[len(p.prompt) :] for p in train]
     completions = [bodies[0] + "\n\ndef helper(", bodies[1] + "\nassert " + train[1].entry_point + "("]
+    columns = {k: data[k] for k in ("task_id", "entry_point", "tests", "test_setup")}
     assert codegym_trl.reward_function("paper", executor)(data["prompt"], completions, **columns) == [1.0, 1.0]
+    columns["time_limit"] = data["time_limit"]
     seen: list = []
     fn = codegym_trl.reward_function(_recorder(seen), executor)
     assert fn(data["prompt"], ["    return None\n"] * 2, **columns) == [0.0, 0.0]
