@@ -166,3 +166,24 @@ def test_other_cache_models_use_the_loop_and_match_transformers(policy, family):
     for prompt, row in zip(prompts, other.sample(prompts, n=2, max_new_tokens=12, temperature=0.7, seed=0)):
         for sample in row:
             assert_consistent(other, prompt, sample, 0.7)
+
+
+def test_transformers_floor_is_the_first_release_with_the_cache_the_loop_relies_on():
+    """The loop calls the model without ``cache_position``: it relies on the static cache counting the
+    positions it has written (``StaticLayer.cumulative_length``, new in transformers 5.4.0; with 5.3.0
+    the Llama and Qwen2 loops diverge from ``generate``, README "Dependencies, and why"). The declared
+    floor must not admit a release without it."""
+    import importlib.metadata
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+    from transformers import GPT2Config, StaticCache
+
+    (requirement,) = [r for r in map(Requirement, importlib.metadata.requires("codegym") or []) if r.name == "transformers"]
+    floors = [Version(s.version) for s in requirement.specifier if s.operator in (">=", "==", "~=")]
+    assert floors and min(floors) >= Version("5.4"), requirement
+    config = GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=16)
+    cache = StaticCache(config=config, max_cache_len=8)
+    keys = torch.ones(2, 2, 3, 4)
+    cache.update(keys, keys, 0)
+    assert int(cache.layers[0].cumulative_length) == 3 and int(cache.get_seq_length()) == 3
