@@ -174,7 +174,8 @@ class _Batcher:
 
 
 class RewardRequest(BaseModel):
-    """POST /reward: OpenRLHF's remote reward request (``prompts`` optional: then a query is all response)."""
+    """POST /reward: OpenRLHF's remote reward request (``prompts`` optional: then a query is all response,
+    and only the rules of `codegym.scoring.program` separate the answer from an instruction before it)."""
 
     model_config = ConfigDict(extra="ignore")
     query: list[str]
