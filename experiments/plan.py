@@ -157,11 +157,15 @@ class Run:
     seed: int
     budget: int
     eval_sets: tuple[str, ...]
+    policy: str = ""
+    """`codegym.models.digest.policy_digest` of the initial policy: a policy re-trained under the same
+    name or path is another run."""
 
     @property
     def key(self) -> dict[str, Any]:
         """What makes two runs the same run (the evaluation sets are not part of it)."""
-        return {"agent": self.agent, "settings": self.settings, "train": list(self.train), "seed": self.seed, "budget": self.budget}
+        return {"agent": self.agent, "settings": self.settings, "train": list(self.train), "seed": self.seed, "budget": self.budget,
+                "policy": self.policy}  # fmt: skip
 
     @property
     def id(self) -> str:
@@ -243,6 +247,9 @@ def plan(preset: Preset, studies: dict[str, Study], agents: list[str] | None = N
     missing = [s for s in preset.studies if s not in studies]
     if missing:
         raise ValueError(f"unknown study {', '.join(missing)}; studies.yaml has {', '.join(studies)}")
+    from codegym.models.digest import policy_digest
+
+    policy = policy_digest(preset.model)
     runs: dict[str, Run] = {}
     cells: list[Cell] = []
     for name in preset.studies:
@@ -254,7 +261,7 @@ def plan(preset: Preset, studies: dict[str, Study], agents: list[str] | None = N
             settings = resolved_settings(variant.agent, preset.agent_preset, overrides)
             budget, seeds = preset.study_scale(name)
             for seed in seeds:
-                run = Run(variant.agent, settings, variant.train or preset.train, seed, budget, study_eval_sets(study, preset))
+                run = Run(variant.agent, settings, variant.train or preset.train, seed, budget, study_eval_sets(study, preset), policy)
                 if run.id in runs:  # the same run serves several studies: evaluate it on all their sets
                     merged = runs[run.id].eval_sets + tuple(s for s in run.eval_sets if s not in runs[run.id].eval_sets)
                     run = replace(runs[run.id], eval_sets=merged)
