@@ -58,6 +58,10 @@ class Preset:
         band: settings of `codegym.experiments.band.BandConfig` for ``+band`` data specs (policy:
             ``model``; max_new_tokens: the agents'; temperature: evaluation's, unless given here).
         notes: free text shown in the report (how learning rates were chosen, what is untuned).
+        tuned_on: the data specs the hyperparameters of ``settings`` and ``agent_settings`` were chosen
+            on (the ``tune`` preset's training and validation specs); empty: nothing was tuned (the
+            agents' defaults). Validation problems only: a test checks that they share no problem
+            with ``eval_sets``.
         agent_settings: agent name → settings for that agent only, on top of ``settings`` (below a
             study variant's own ``set``): where per-agent learning rates are recorded.
         scale: study name → ``{budget: N, seeds: [...]}`` for studies run at another scale than the
@@ -80,6 +84,7 @@ class Preset:
     curve: dict[str, Any] = field(default_factory=dict)
     band: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
+    tuned_on: tuple[str, ...] = ()
     agent_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     scale: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -95,7 +100,7 @@ class Preset:
         if unknown:
             raise ValueError(f"preset {name!r}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
         values = dict(data)
-        for key in ("studies", "seeds", "train", "data_sizes"):
+        for key in ("studies", "seeds", "train", "data_sizes", "tuned_on"):
             if key in values:
                 values[key] = tuple(values[key])
         if "eval_sets" in values:
