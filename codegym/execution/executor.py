@@ -217,6 +217,9 @@ class Executor:
 
         In a process forked from the one that started them, the parent's workers are left to the
         parent: only the workers this process started are stopped."""
+        if self._pid != os.getpid() and not hasattr(self.backend, "after_fork"):
+            self._closed = True  # the parent's connection (Ray): nothing of it is this process's to stop
+            return
         self._check_pid()
         self._closed = True
         if self._background is not None:

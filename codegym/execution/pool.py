@@ -228,14 +228,18 @@ class LocalPool:
         """In a process forked from the one that started the workers: let go of them without stopping
         them (they are the parent's, and serve its jobs); the next job starts this process's own."""
         self._pid = os.getpid()
-        for worker in self._workers:
-            for stream in (worker.proc.stdin, worker.proc.stdout):
-                if stream is not None:
-                    try:
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            for worker in self._workers:
+                for stream in (worker.proc.stdin, worker.proc.stdout):
+                    if stream is not None:
+                        # Our copy of the pipe becomes /dev/null before closing: bytes the parent had
+                        # buffered when it forked must not reach its worker a second time.
+                        os.dup2(null, stream.fileno())
                         stream.close()
-                    except OSError:
-                        pass
-            worker.proc.returncode = -1  # not this process's child: never waited for here
+                worker.proc.returncode = -1  # not this process's child: never waited for here
+        finally:
+            os.close(null)
         self._workers = []
         self._script_dir = None  # the parent's copy of the worker script: the parent removes it
 
