@@ -13,8 +13,8 @@ baseline, `codegym.agents.critic_free`), ``clm`` (the pretrained LM, no RL). `ev
 pass@k; ``codegym train`` and ``codegym evaluate`` drive them from the command line.
 """
 
-from codegym.agents.base import Agent, TrainingDiverged
+from codegym.agents.base import Agent, InexactRollout, TrainingDiverged
 from codegym.agents.passk import estimate_pass_at_k, evaluate_agent, pass_at_k
 from codegym.agents.registry import AGENTS, load, make
 
-__all__ = ["AGENTS", "Agent", "TrainingDiverged", "estimate_pass_at_k", "evaluate_agent", "load", "make", "pass_at_k"]
+__all__ = ["AGENTS", "Agent", "InexactRollout", "TrainingDiverged", "estimate_pass_at_k", "evaluate_agent", "load", "make", "pass_at_k"]

@@ -47,6 +47,16 @@ class TrainingDiverged(RuntimeError):
     """A loss or gradient became NaN, infinite or larger than ``max_loss``; no update was applied."""
 
 
+class InexactRollout(RuntimeError):
+    """The first update of a training run scored its samples with log-probabilities other than those they were drawn with."""
+
+
+RATIO_TOLERANCE = 1e-3
+"""Largest ``initial_ratio_error`` (max |π/μ − 1| over the first update's actions, before any step)
+accepted on the first update of `fit`, whose samples the current weights drew: above it, the
+sampler and the update disagree about the distribution (in float32 they agree to about 1e-6)."""
+
+
 def resolve_problems(problems: str | os.PathLike[str] | Sequence[Problem], split: str | None = None) -> list[Problem]:
     """Problems from a source name, a path, or a list of `Problem` (optionally one split)."""
     from codegym.envs import resolve_problems as resolve
@@ -233,6 +243,10 @@ class LMAgent(Agent):
                 "for training; eval_top_p sets the nucleus of evaluation.",
                 stacklevel=3,
             )
+        if self.learns:
+            from codegym.agents.rollout import check_update_logits
+
+            check_update_logits(self.model, self.device)  # refuses models whose logits the update would not reproduce
         torch.manual_seed(config.seed)  # the critic's and heads' initialisation
         self._rng = random.Random(config.seed)
         self._batches_sampled = 0
@@ -305,6 +319,8 @@ class LMAgent(Agent):
             # Data-parallel, every rank must take the same optimizer steps: a rank left with nothing
             # still updates (on an empty batch, a zero gradient).
             metrics = self.update(kept) if len(kept) or distributed.world_size() > 1 else {}
+            if i == 0:
+                self._check_exact(metrics.get("initial_ratio_error"))
             metrics.update(reward=sum(rollout.rewards) / len(rollout), pass_rate=rollout.pass_rate, episodes=len(rollout), **rollout.info_means())
             if self.config.filter_groups:
                 metrics["filtered"] = len(rollout) - len(kept)
@@ -313,6 +329,26 @@ class LMAgent(Agent):
             start = now
             yield metrics
             pending = following if pipeline else (self._launch(problems) if i + 1 < steps else None)
+
+    def _check_exact(self, error: float | None) -> None:
+        """Fail loudly when the first update of `fit` (on samples the current weights drew, so π/μ = 1)
+        sees a ratio error above `RATIO_TOLERANCE`: the update is not scoring what was sampled.
+
+        Not checked with ``top_p < 1`` (the nucleus is not modelled, as warned at construction); under
+        bfloat16 autocast (CUDA) a warning instead of an error, as bfloat16 rounding alone can exceed
+        the float32 tolerance (not measured here: codegym's tests run in float32 on CPU)."""
+        if error is None or error <= RATIO_TOLERANCE or self.config.top_p < 1.0:
+            return
+        message = (
+            f"initial_ratio_error = {error:.3g} on the first update (tolerance {RATIO_TOLERANCE:g}): the update's log-probabilities "
+            "are not those the samples were drawn with, so the gradient is not the policy's. Likely causes: a model whose "
+            "logits the update computes differently (codegym.agents.rollout.output_transform), a sampler other than "
+            "codegym.models.Policy.sample, or a policy changed between sampling and the update."
+        )
+        if self.autocast:
+            warnings.warn(message + " (bfloat16 autocast: rounding may account for part of it)", stacklevel=2)
+            return
+        raise InexactRollout(message)
 
     def batch(self, samples: Sequence[Trajectory]) -> Batch:
         """The exact ids and behaviour log-probs of ``samples`` as tensors on the agent's device."""

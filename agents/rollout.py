@@ -32,8 +32,10 @@ __all__ = [
     "Rollout",
     "TokenView",
     "Trajectory",
+    "UnsupportedModel",
     "action_logits",
     "batch_from_samples",
+    "check_update_logits",
     "encode",
     "group_advantages",
     "kl_to_reference",
@@ -173,19 +175,73 @@ class TokenView:
     action_logits: torch.Tensor  # [N, V] logits / temperature at the N action positions (batch.action_mask, row-major)
 
 
+def output_transform(config) -> tuple[str, float] | None:
+    """What a model's forward does to its output layer's logits, from its configuration: ``("softcap", c)``
+    (Gemma 2/3: ``c · tanh(logits / c)``), ``("scale", s)`` (Cohere: ``logits · s``; Granite:
+    ``logits / logits_scaling``), or None (a plain causal LM: GPT-2, Llama, Qwen2, Mistral, ...)."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    cap = getattr(text, "final_logit_softcapping", None)
+    if cap:
+        return "softcap", float(cap)
+    scale = getattr(text, "logit_scale", None)
+    if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale != 1:
+        return "scale", float(scale)
+    divisor = getattr(text, "logits_scaling", None)
+    if isinstance(divisor, (int, float)) and not isinstance(divisor, bool) and divisor != 1:
+        return "scale", 1.0 / float(divisor)
+    return None
+
+
+def _transformed(logits: torch.Tensor, transform: tuple[str, float] | None) -> torch.Tensor:
+    if transform is None:
+        return logits
+    kind, value = transform
+    return value * torch.tanh(logits / value) if kind == "softcap" else logits * value
+
+
 def action_logits(model, batch: Batch, autocast: bool, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """The model's logits divided by ``temperature`` at the action positions only ([N, V]), and its last hidden states ([B, T-1, H]).
 
     The output layer runs on the completion positions alone: prompts are several times longer than
     completions, and the vocabulary-sized logits over them (with their softmax, entropy and KL) were
-    most of an update's time and memory. Uses ``model.base_model`` and the output embeddings, which
-    is exactly the forward pass of a plain causal LM (GPT-2, CodeGen, Llama families).
+    most of an update's time and memory. Uses ``model.base_model``, the output embeddings and the
+    model's logit transform (`output_transform`: Gemma's soft-capping, Cohere's and Granite's
+    scaling), which is exactly the model's own forward pass; `check_update_logits` refuses a model
+    for which it is not.
     """
     device_type = batch.input_ids.device.type
     with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=autocast):
         hidden = model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state[:, :-1]
         logits = model.get_output_embeddings()(hidden[batch.action_mask.bool()])
-    return logits.float() / temperature, hidden.float()
+    return _transformed(logits.float(), output_transform(model.config)) / temperature, hidden.float()
+
+
+class UnsupportedModel(ValueError):
+    """The update cannot compute the log-probabilities the model samples from."""
+
+
+@torch.no_grad()
+def check_update_logits(model, device: torch.device, tolerance: float = 1e-3) -> None:
+    """Refuse ``model`` unless the update's logits (`action_logits`) are its own forward's, up to ``tolerance``
+    in log-probability, on one short sequence: a model whose forward transforms the logits in a way
+    `output_transform` does not know would be trained on a distribution it never sampled from."""
+    vocab = model.get_output_embeddings().weight.shape[0]
+    ids = (torch.arange(1, 9, device=device) * 7919 % vocab)[None]
+    mask = torch.ones_like(ids)
+    full = model(input_ids=ids, attention_mask=mask).logits[0, :-1].float().log_softmax(-1)
+    batch = Batch(ids, mask, torch.ones(1, ids.shape[1] - 1, device=device))
+    ours = action_logits(model, batch, autocast=False)[0].log_softmax(-1)
+    gap = float((full - ours).abs().max())
+    if not gap <= tolerance:
+        transform = output_transform(model.config)
+        raise UnsupportedModel(
+            f"{type(model).__name__} cannot be trained exactly: its forward pass transforms the output layer's logits in a way "
+            f"codegym's update does not reproduce (the update computes output_embeddings(base_model(ids))"
+            f"{f' with {transform[0]} {transform[1]:g}' if transform else ''}; log-probabilities differ by up to {gap:.3g}), "
+            "so updates would score a distribution the samples were not drawn from. Use a causal LM whose logits are its "
+            "output layer on the last hidden state (GPT-2, Llama, Qwen2, Mistral, ...; Gemma 2/3's soft-capping and Cohere's "
+            "and Granite's logit scaling are reproduced), or add the transform to codegym.agents.rollout.output_transform."
+        )
 
 
 def scatter_actions(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

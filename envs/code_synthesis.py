@@ -73,10 +73,9 @@ class _ProblemEnv(gym.Env):
 
     @property
     def executor(self) -> Executor:
-        """The executor programs run on: the one given, or the process-wide shared pool."""
-        if self._executor is None:
-            self._executor = default_executor()
-        return self._executor
+        """The executor programs run on: the one given, or the process-wide shared pool (fetched at each
+        use, so an environment forked into a child process runs programs on the child's own pool)."""
+        return self._executor if self._executor is not None else default_executor()
 
     def _draw(self, options: dict[str, Any] | None) -> Problem:
         task_id = (options or {}).get("task_id")

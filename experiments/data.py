@@ -14,7 +14,9 @@ A spec is ``SOURCE[:SPLIT][@N][+OPTION...]``:
   leaving two hidden
   (`codegym.problems.with_examples`, MBPP's protocol for generated problems); tests are unchanged.
 - ``+band`` keeps the problems the comparison's initial policy solves sometimes but not always
-  (`codegym.experiments.band`, ``0 < p < 1`` from 8 samples); cached like ``+generated-tests``.
+  (`codegym.experiments.band`, ``0 < p < 1`` from 8 samples); cached like ``+generated-tests``, under
+  a key that holds the band's settings and the hash of the policy's weights and tokenizer
+  (`codegym.models.digest`), so a policy re-trained under the same name is selected for again.
 
 Options apply in this order whatever order they are written in: subset, generated tests, examples,
 band (the band is estimated on the prompts the agents will see).
@@ -145,8 +147,11 @@ def resolve(
         if spec.band:
             from codegym.experiments.band import BandConfig
 
+            from codegym.models.digest import policy_digest
+
             band = band or BandConfig()
-            digest = hashlib.sha256(json.dumps(band.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+            key = {**band.to_dict(), "policy_digest": policy_digest(band.policy)}  # the policy's weights, not its name
+            digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
             before = len(problems)
             problems = _in_band(problems, cache_dir / f"{sized.slug}-{digest}.jsonl", executor, band)
             notes.append(f"{text}: {len(problems)} of {before} problems inside the band {band.low} < pass rate < {band.high} "

@@ -58,6 +58,10 @@ class Preset:
         band: settings of `codegym.experiments.band.BandConfig` for ``+band`` data specs (policy:
             ``model``; max_new_tokens: the agents'; temperature: evaluation's, unless given here).
         notes: free text shown in the report (how learning rates were chosen, what is untuned).
+        tuned_on: the data specs the hyperparameters of ``settings`` and ``agent_settings`` were chosen
+            on (the ``tune`` preset's training and validation specs); empty: nothing was tuned (the
+            agents' defaults). Validation problems only: a test checks that they share no problem
+            with ``eval_sets``.
         agent_settings: agent name → settings for that agent only, on top of ``settings`` (below a
             study variant's own ``set``): where per-agent learning rates are recorded.
         scale: study name → ``{budget: N, seeds: [...]}`` for studies run at another scale than the
@@ -80,6 +84,7 @@ class Preset:
     curve: dict[str, Any] = field(default_factory=dict)
     band: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
+    tuned_on: tuple[str, ...] = ()
     agent_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     scale: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -95,7 +100,7 @@ class Preset:
         if unknown:
             raise ValueError(f"preset {name!r}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
         values = dict(data)
-        for key in ("studies", "seeds", "train", "data_sizes"):
+        for key in ("studies", "seeds", "train", "data_sizes", "tuned_on"):
             if key in values:
                 values[key] = tuple(values[key])
         if "eval_sets" in values:
@@ -157,11 +162,15 @@ class Run:
     seed: int
     budget: int
     eval_sets: tuple[str, ...]
+    policy: str = ""
+    """`codegym.models.digest.policy_digest` of the initial policy: a policy re-trained under the same
+    name or path is another run."""
 
     @property
     def key(self) -> dict[str, Any]:
         """What makes two runs the same run (the evaluation sets are not part of it)."""
-        return {"agent": self.agent, "settings": self.settings, "train": list(self.train), "seed": self.seed, "budget": self.budget}
+        return {"agent": self.agent, "settings": self.settings, "train": list(self.train), "seed": self.seed, "budget": self.budget,
+                "policy": self.policy}  # fmt: skip
 
     @property
     def id(self) -> str:
@@ -243,6 +252,9 @@ def plan(preset: Preset, studies: dict[str, Study], agents: list[str] | None = N
     missing = [s for s in preset.studies if s not in studies]
     if missing:
         raise ValueError(f"unknown study {', '.join(missing)}; studies.yaml has {', '.join(studies)}")
+    from codegym.models.digest import policy_digest
+
+    policy = policy_digest(preset.model)
     runs: dict[str, Run] = {}
     cells: list[Cell] = []
     for name in preset.studies:
@@ -254,7 +266,7 @@ def plan(preset: Preset, studies: dict[str, Study], agents: list[str] | None = N
             settings = resolved_settings(variant.agent, preset.agent_preset, overrides)
             budget, seeds = preset.study_scale(name)
             for seed in seeds:
-                run = Run(variant.agent, settings, variant.train or preset.train, seed, budget, study_eval_sets(study, preset))
+                run = Run(variant.agent, settings, variant.train or preset.train, seed, budget, study_eval_sets(study, preset), policy)
                 if run.id in runs:  # the same run serves several studies: evaluate it on all their sets
                     merged = runs[run.id].eval_sets + tuple(s for s in run.eval_sets if s not in runs[run.id].eval_sets)
                     run = replace(runs[run.id], eval_sets=merged)

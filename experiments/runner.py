@@ -10,8 +10,9 @@ Everything a run produces lives in ``OUT/runs/RUN_ID/``:
 - ``curve.jsonl``: the learning curve, when the preset asks for one: pass@1 on the first ``limit``
   problems of the curve set at a few points during training (one line per point). Training stops at
   each point, evaluates, and goes on. The initial policy's point (0 samples) is evaluated once per
-  seed and shared by every run (``runs/initial-sSEED-curve.json``); the last point, at the budget,
-  is read from the final evaluation of that set, so the curve costs ``points - 1`` small evaluations.
+  seed and shared by every run (``runs/initial-sSEED-curve.json``, reused only for the same policy
+  weights and tokenizer: `codegym.models.digest`); the last point, at the budget, is read from the
+  final evaluation of that set, so the curve costs ``points - 1`` small evaluations.
 
 A rerun skips every file that is already there, so ``codegym compare`` resumes where it stopped.
 """
@@ -28,6 +29,7 @@ from typing import Any
 
 from codegym.agents.base import LMAgent
 from codegym.execution import Executor
+from codegym.models.digest import policy_digest
 from codegym.problems import Problem
 from codegym.experiments.plan import Run
 
@@ -154,11 +156,12 @@ def _curve_point(agent: Any, directory: Path, ctx: RunContext, run: Run, target:
         return
     if target == 0 and agent.learns and agent.steps_done > 0:
         return  # resumed past the start under another curve setting: the initial point is not this agent's any more
+    policy = policy_digest(ctx.model) if target == 0 else ""
     if target == 0 and shared.exists():
         initial = json.loads(shared.read_text())
-        if initial["spec"] == spec and initial.get("model") == ctx.model:
+        if initial["spec"] == spec and initial.get("policy") == policy:
             with path.open("a") as fh:
-                fh.write(json.dumps({k: v for k, v in initial.items() if k != "model"}) + "\n")
+                fh.write(json.dumps({k: v for k, v in initial.items() if k not in ("model", "policy")}) + "\n")
             return
     problems = ctx.eval_data(ctx.curve["set"])[: ctx.curve.get("limit") or None]
     per_task = directory / "eval" / f"curve-{target}.jsonl"
@@ -167,7 +170,7 @@ def _curve_point(agent: Any, directory: Path, ctx: RunContext, run: Run, target:
     with path.open("a") as fh:
         fh.write(json.dumps(entry) + "\n")
     if target == 0:
-        _write_json(shared, {**entry, "model": ctx.model})
+        _write_json(shared, {**entry, "model": ctx.model, "policy": policy})
 
 
 def execute(run: Run, ctx: RunContext, on_step: Callable[[], None] = lambda: None) -> dict[str, Any]:

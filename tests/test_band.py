@@ -81,3 +81,47 @@ def test_an_empty_band_says_what_to_do(in_tmp, executor, monkeypatch):
     monkeypatch.setattr("codegym.experiments.band._load_policy", lambda name: FixedPolicy({"answer_0": 0, "answer_1": 0}))
     with pytest.raises(ValueError, match="leave no problem .* widen the band"):
         resolve(["toy.jsonl+band"], cache_dir=in_tmp / "data", executor=executor)
+
+
+def test_caches_miss_when_the_policy_is_retrained_under_the_same_path(in_tmp, executor, monkeypatch):
+    """Issue 27: run ids, the +band cache and the shared initial curve point are keyed on the policy's
+    weights and tokenizer, not on its name: a policy re-trained into the same directory misses them all."""
+    from dataclasses import replace
+
+    from codegym.agents.toy import toy_policy
+    from codegym.experiments import runner
+    from codegym.experiments.plan import load_preset, load_studies, plan
+    from codegym.experiments.runner import RunContext
+
+    def pretrain(seed: int) -> None:  # a tiny policy, trained (again) into in_tmp/model
+        toy = toy_policy(1, seed=seed, sft_steps=2)
+        toy.model.save_pretrained(in_tmp / "model")
+        toy.tokenizer.save_pretrained(in_tmp / "model")
+
+    write_jsonl(toy_problems(3), in_tmp / "toy.jsonl")
+    policy = FixedPolicy({"answer_0": 1, "answer_1": 0, "answer_2": 8})
+    monkeypatch.setattr("codegym.experiments.band._load_policy", lambda name: policy)
+    evaluations = []
+    monkeypatch.setattr("codegym.agents.evaluate_agent", lambda *a, **k: evaluations.append(1) or {"pass@1": 0.5})
+
+    class Fresh:  # an agent before training, as `_curve_point` sees it
+        learns, steps_done, timing = True, 0, {"episodes": 0}
+
+    def caches() -> tuple[list[str], int, int]:
+        runs, _ = plan(replace(load_preset("smoke"), model=str(in_tmp / "model")), load_studies())
+        resolve(["toy.jsonl+band"], cache_dir=in_tmp / "data", executor=executor, band=BandConfig(policy=str(in_tmp / "model")))
+        ctx = RunContext(out=in_tmp / "cmp", executor=executor, agent_preset="tiny", model=str(in_tmp / "model"), eval_n=1, eval_ks=(1,),
+                         eval_temperature=0.8, train_data=lambda specs: [], eval_data=lambda name: toy_problems(1),
+                         eval_specs={"toy": ("toy.jsonl",)}, curve={"set": "toy", "n": 1, "points": 2})  # fmt: skip
+        (in_tmp / "cmp" / "runs" / runs[0].id).mkdir(parents=True, exist_ok=True)
+        runner._curve_point(Fresh(), in_tmp / "cmp" / "runs" / runs[0].id, ctx, runs[0], 0)
+        return sorted(r.id for r in runs), policy.calls, len(evaluations)
+
+    pretrain(0)
+    ids, sampled, evaluated = caches()
+    assert (sampled, evaluated) == (1, 1)
+    assert caches() == (ids, 1, 1)  # the same policy: every cache hits
+    pretrain(1)  # re-trained under the same path
+    new_ids, sampled, evaluated = caches()
+    # other runs, the band estimated again, the initial curve point evaluated again
+    assert (bool(set(new_ids) & set(ids)), sampled, evaluated) == (False, 2, 2)

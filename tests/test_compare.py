@@ -31,6 +31,38 @@ def test_presets_load_and_name_known_studies():
                 assert ev in preset.eval_sets, (name, study, ev)
 
 
+def _task_ids(specs) -> set[str]:
+    """The task ids a list of data specs can select (a +band spec: those of the set it is selected from)."""
+    from codegym.experiments.data import _first
+    from codegym.problems import load
+
+    ids: set[str] = set()
+    for text in specs:
+        spec = parse_spec(text)
+        ids |= {p.task_id for p in _first(load(spec.source, split=spec.split), spec.limit)}
+    return ids
+
+
+def test_no_preset_is_tuned_on_its_evaluation_problems():
+    """Issue 27: hyperparameters are chosen on validation problems only. A preset's tuning specs
+    (`tuned_on`) share no problem with its evaluation sets, no preset evaluates on the tuning
+    sweep's sets, and a preset that sets learning rates says what they were tuned on."""
+    tune = load_preset("tune")
+    tuning = [s for specs in tune.eval_sets.values() for s in specs]
+    assert all(parse_spec(s).split == "validation" for s in tuning), tuning
+    tuning_ids = _task_ids(tuning)
+    for name in available_presets():
+        preset = load_preset(name)
+        if name == "tune":
+            continue
+        evaluated = _task_ids([s for specs in preset.eval_sets.values() for s in specs])
+        assert not _task_ids(preset.tuned_on) & evaluated, f"{name}: tuned on problems it is evaluated on"
+        assert not tuning_ids & evaluated, f"{name}: evaluates on the tuning sweep's validation problems"
+        tuned = {agent for agent, own in preset.agent_settings.items() if "lr" in own} | ({"all"} if "lr" in preset.settings else set())
+        assert not tuned or preset.tuned_on, f"{name}: learning rates of {sorted(tuned)} with no record of what they were tuned on"
+        assert all(parse_spec(s).split in ("train", "validation") for s in preset.tuned_on), (name, preset.tuned_on)
+
+
 def test_unknown_preset_and_keys_are_explained(tmp_path):
     with pytest.raises(ValueError, match="choose one of"):
         load_preset("nope")

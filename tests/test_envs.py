@@ -245,3 +245,77 @@ def test_sb3_ppo_learns_end_to_end(tokenizer, executor, in_tmp):
     model = PPO("MultiInputPolicy", env, n_steps=256, batch_size=64, n_epochs=1, seed=0, device="cpu")
     model.learn(2048)
     assert model.num_timesteps >= 2048
+
+
+FORKED_VECTOR_ENVS = """
+import os, sys
+os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core: one sandbox worker per pool, cheap to start
+import gymnasium as gym
+import numpy as np
+import codegym
+from codegym.problems import Problem
+from codegym.models.policy import DEFAULT_DIR
+from stable_baselines3 import PPO
+
+PROMPT = 'def add(a, b):\\n    \\"\\"\\"Return the sum of a and b.\\"\\"\\"\\n'
+ADD = Problem("toy/add", PROMPT, "add", ["assert add(1, 2) == 3"], PROMPT + "    return a + b\\n")
+kwargs = dict(problems=[ADD], split=None, tokenizer=str(DEFAULT_DIR), max_new_tokens=8, timeout=1.0)
+env = gym.make("codegym/CodeSynthesis-v0", **kwargs)
+env.reset(seed=0)
+ended = 0
+while ended < 3:  # episodes in the parent: programs run on the shared executor
+    *_, terminated, truncated, _ = env.step(env.action_space.sample())
+    if terminated or truncated:
+        ended += 1
+        env.reset()
+PPO("MultiInputPolicy", env, n_steps=64, batch_size=32, n_epochs=1, seed=0, device="cpu").learn(128)
+for r in range(int(sys.argv[1])):
+    envs = gym.make_vec("codegym/CodeSynthesis-v0", num_envs=4, vectorization_mode="async", **kwargs)  # fork
+    envs.reset(seed=r)
+    envs.action_space.seed(r)
+    ended = 0
+    for _ in range(40):
+        _, _, terminated, truncated, _ = envs.step(envs.action_space.sample())
+        ended += int(np.sum(terminated | truncated))
+    envs.close()
+    assert ended >= 4 * 4, ended  # 8-token episodes: the children ran programs
+    print("round", r, ended, flush=True)
+print("done")
+"""
+
+
+def test_async_vector_env_forked_after_the_parent_ran_programs_never_hangs(in_tmp):
+    """Issue 27: a child forked (the default context) after the parent used the shared executor used to
+    wait forever for its first verdict. 20 rounds of an async vector env with 8-token episodes, each
+    stepped 40 times, after episodes and an SB3 PPO.learn in the parent, under a watchdog."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    from codegym.execution.pool import _WORKER_SCRIPT
+
+    def workers() -> set[int]:  # sandbox workers of this checkout's pool script
+        found = set()
+        for proc in psutil.process_iter(["cmdline"]):
+            if str(_WORKER_SCRIPT) in " ".join(proc.info["cmdline"] or []):
+                found.add(proc.pid)
+        return found
+
+    before = workers()
+    script = subprocess.Popen([sys.executable, "-c", FORKED_VECTOR_ENVS, "20"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, start_new_session=True)  # fmt: skip
+    try:
+        output, _ = script.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(script.pid, signal.SIGKILL)  # the script and its forked children
+        output, _ = script.communicate()
+        pytest.fail(f"async vector envs hung after fork (watchdog: 240 s); output so far:\n{output}")
+    assert script.returncode == 0, output
+    assert output.splitlines()[-1] == "done"
+    deadline = time.monotonic() + 10
+    while (left := workers() - before) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, f"sandbox workers left behind by the forked children: {left}"

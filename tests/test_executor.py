@@ -218,3 +218,27 @@ def test_fail_fast_stops_at_the_first_failing_test(executor, in_tmp):
     equal = "def f(x):\n    return [1.0, True, (2, 3), 10 ** 20]\n"
     assert executor.run(equal, ["assert f(0) == [1, 1, (2, 3), 1e20]"] * 2, fail_fast=True).passed
     assert executor.run(ADD, ["assert add(1, 2) == 3", "assert add(1, 1) == 2"], fail_fast=True).passed
+
+
+def test_forked_child_gets_its_own_workers_and_leaves_the_parents_alone(in_tmp):
+    """A child forked after the parent used an executor (its background thread included) runs programs on
+    workers of its own, and closing the executor there does not stop the parent's workers."""
+    import os
+
+    with Executor(workers=1) as ex:
+        assert ex.submit([("x = 1", ["assert x == 1"])]).result()[0].passed  # the background thread exists now
+        parent_workers = ex.backend.worker_pids()
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit code, never return into pytest
+            code = 1
+            try:
+                ok = ex.submit([("y = 2", ["assert y == 2"])]).result(timeout=60)[0].passed
+                own = ex.backend.worker_pids()
+                ex.close()
+                code = 0 if ok and own and not set(own) & set(parent_workers) else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert ex.backend.worker_pids() == parent_workers
+        assert ex.run("z = 3", ["assert z == 3"]).passed  # the parent's workers still serve it

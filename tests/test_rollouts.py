@@ -89,3 +89,72 @@ def test_grpo_and_rloo_raise_toy_pass_rate(toy, executor, in_tmp, name):
     before = toy_pass_rate(agent, executor)
     agent.fit(toy_problems(1), 8, executor=executor)
     assert toy_pass_rate(agent, executor) > before + 0.15
+
+
+def tiny_model(family: str, vocab: int):
+    """A tiny random causal LM of ``family`` whose forward transforms the output layer's logits."""
+    import transformers
+
+    common = dict(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                  num_key_value_heads=1, head_dim=16, max_position_embeddings=256, bos_token_id=1, eos_token_id=2, pad_token_id=0)  # fmt: skip
+    config = {
+        "gemma2": lambda: transformers.Gemma2Config(**common, final_logit_softcapping=0.05, sliding_window=8),  # cap · tanh(x / cap)
+        "cohere": lambda: transformers.CohereConfig(**common, logit_scale=3.0),  # x · scale
+        "granite": lambda: transformers.GraniteConfig(**common, logits_scaling=0.25),  # x / scaling
+    }[family]()
+    torch.manual_seed(0)
+    return transformers.AutoModelForCausalLM.from_config(config).eval()
+
+
+@pytest.mark.parametrize("family", ["gemma2", "cohere", "granite"])
+def test_update_reproduces_soft_capping_and_logit_scaling(shipped, family):
+    """Issue 27: Gemma 2's final soft-capping and Cohere's and Granite's logit scaling are part of the
+    distribution sampled from, so the update applies them too: its log-probs equal the recorded ones."""
+    from codegym.models import Policy
+
+    policy = Policy(tiny_model(family, len(shipped.tokenizer)), shipped.tokenizer, torch.device("cpu"))
+    agent = agents.make("grpo", policy=policy, max_new_tokens=12, temperature=0.7, kl_coef=0.0)
+    prompts = [p.prompt for p in problems.load("simple")[:2]]
+    samples = [s for row in agent.sample(prompts, 2, seed=1) for s in row]
+    batch = agent.batch(samples)
+    with torch.no_grad():
+        view = token_view(agent.model, batch, autocast=False, temperature=0.7)
+    mask = batch.action_mask.bool()
+    assert (view.logprobs - batch.behaviour_logprobs)[mask].abs().max() <= 1e-4
+
+
+def test_a_model_whose_logits_the_update_cannot_reproduce_is_refused(shipped):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from codegym.agents.rollout import UnsupportedModel
+    from codegym.models import Policy
+
+    class Doubled(GPT2LMHeadModel):  # a forward that transforms its logits, with nothing in its config to say so
+        def forward(self, *args, **kwargs):
+            out = super().forward(*args, **kwargs)
+            out.logits = out.logits * 2.0
+            return out
+
+    torch.manual_seed(0)
+    model = Doubled(GPT2Config(vocab_size=len(shipped.tokenizer), n_positions=64, n_embd=32, n_layer=1, n_head=2)).eval()
+    with pytest.raises(UnsupportedModel, match="cannot be trained exactly"):
+        agents.make("grpo", policy=Policy(model, shipped.tokenizer, torch.device("cpu")), max_new_tokens=8)
+
+
+@pytest.mark.parametrize("agent_name", ["grpo", "ppo_lm"])
+def test_first_update_fails_loudly_when_its_ratio_is_not_one(toy, executor, in_tmp, agent_name):
+    """Issue 27: on the first update of a run the samples were drawn by the weights being updated, so
+    π/μ = 1 up to rounding; a sampler whose recorded log-probs are off stops the run with InexactRollout."""
+    from dataclasses import replace
+
+    from codegym.agents import InexactRollout
+
+    agent = agents.make(agent_name, policy=copy.deepcopy(toy), preset="tiny", batch_problems=1, samples_per_problem=8, max_new_tokens=8, pipeline=False)
+    drawn = agent.policy.sample
+
+    def off_by_a_little(*args, **kwargs):  # recorded log-probs 0.01 below the distribution drawn from
+        return [[replace(s, logprobs=[lp - 0.01 for lp in s.logprobs]) for s in row] for row in drawn(*args, **kwargs)]
+
+    agent.policy.sample = off_by_a_little
+    with pytest.raises(InexactRollout, match="initial_ratio_error = 0.01"):
+        agent.fit(toy_problems(1), 2, executor=executor)

@@ -187,3 +187,26 @@ def test_transformers_floor_is_the_first_release_with_the_cache_the_loop_relies_
     keys = torch.ones(2, 2, 3, 4)
     cache.update(keys, keys, 0)
     assert int(cache.layers[0].cumulative_length) == 3 and int(cache.get_seq_length()) == 3
+
+
+def test_generate_fallback_ignores_the_models_generation_defaults(policy):
+    """Issue 27: a model's ``generation_config`` (repetition penalty, n-gram ban, minimum length, suppressed
+    tokens, top_k) cannot change what the ``transformers.generate`` fallback draws: the recorded log-probs
+    are still ``log_softmax(logits / T)`` of one forward pass, as the update computes them."""
+    from transformers import MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(0)
+    config = MistralConfig(vocab_size=len(policy.tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                           num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256, sliding_window=4,
+                           bos_token_id=1, eos_token_id=2, pad_token_id=0)  # fmt: skip
+    model = MistralForCausalLM(config).eval()
+    assert not sampler_module.supports_fast_sampling(model)  # sliding-window layers: the generate path
+    defaults = {"repetition_penalty": 5.0, "no_repeat_ngram_size": 1, "min_new_tokens": 6, "top_k": 5,
+                "suppress_tokens": list(range(3, 200)), "begin_suppress_tokens": list(range(200, 400))}  # fmt: skip
+    model.generation_config.update(**defaults)
+    other = Policy(model, policy.tokenizer, torch.device("cpu"))
+    prompts = [SHORT, MEDIUM]
+    for prompt, row in zip(prompts, other.sample(prompts, n=3, max_new_tokens=12, temperature=0.7, seed=0)):
+        for sample in row:
+            assert_consistent(other, prompt, sample, 0.7)
+    assert {k: getattr(model.generation_config, k) for k in defaults} == defaults  # the model's own config is left as it was

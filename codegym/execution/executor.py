@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
+import os
 import signal
 import threading
 from collections import OrderedDict
@@ -201,6 +202,7 @@ class Executor:
         self._lock = threading.Lock()
         self._background: ThreadPoolExecutor | None = None
         self._closed = False
+        self._pid = os.getpid()  # a forked child adopts the executor anew (`_adopt_after_fork`)
         self.reruns = 0
         """Programs re-run under `DEFAULT_TIMEOUT` after timing out under a calibrated limit."""
 
@@ -211,7 +213,14 @@ class Executor:
         self.close()
 
     def close(self) -> None:
-        """Stop the sandbox processes; nothing is left running."""
+        """Stop the sandbox processes; nothing is left running.
+
+        In a process forked from the one that started them, the parent's workers are left to the
+        parent: only the workers this process started are stopped."""
+        if self._pid != os.getpid() and not hasattr(self.backend, "after_fork"):
+            self._closed = True  # the parent's connection (Ray): nothing of it is this process's to stop
+            return
+        self._check_pid()
         self._closed = True
         if self._background is not None:
             self._background.shutdown(wait=True)
@@ -220,6 +229,7 @@ class Executor:
 
     def capabilities(self) -> dict[str, Any]:
         """What the sandbox enforces here (Landlock ABI, network namespace, uid, limits)."""
+        self._check_pid()
         with self._lock:
             caps = self.backend.capabilities()
         caps["limits"] = self.limits.as_dict()
@@ -295,6 +305,7 @@ class Executor:
         self, jobs: Iterable[Job], timeout: float | None = None, *, fail_fast: bool = False
     ) -> Future[list[ExecResult]]:
         """`run_many` in the background: returns at once, so generation can overlap execution."""
+        self._check_open()
         if self._background is None:
             self._background = ThreadPoolExecutor(1, thread_name_prefix="codegym-executor")
         return self._background.submit(self.run_many, list(jobs), timeout, fail_fast=fail_fast)
@@ -374,8 +385,31 @@ class Executor:
     # -- plumbing -------------------------------------------------------------------------------
 
     def _check_open(self) -> None:
+        self._check_pid()
         if self._closed:
             raise RuntimeError("this Executor is closed; create a new one")
+
+    def _check_pid(self) -> None:
+        if self._pid != os.getpid():
+            self._adopt_after_fork()
+
+    def _adopt_after_fork(self) -> None:
+        """In a process forked from the one that made this executor: drop the parent's background
+        thread (gone after ``fork()``), lock (possibly held by it) and sandbox workers (the parent's
+        to use), so this process starts its own on first use instead of waiting forever."""
+        pid = self._pid
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._background = None
+        after_fork = getattr(self.backend, "after_fork", None)
+        if after_fork is None:
+            self._closed = True
+            raise RuntimeError(
+                f"this Executor was created in process {pid}, and its {type(self.backend).__name__} backend cannot be "
+                "used from a forked child process; create the Executor in the child, or start child processes with "
+                "multiprocessing's 'spawn' context (for gymnasium's async vector envs: vector_kwargs={'context': 'spawn'})"
+            )
+        after_fork()
 
     def _run_raw(self, raw_jobs: list[RawJob], progress: bool, total: int, done: int) -> list[RawOutcome]:
         if not raw_jobs:
@@ -451,10 +485,32 @@ _shared_lock = threading.Lock()
 
 
 def default_executor() -> Executor:
-    """The process-wide shared executor (started on first use, closed at exit)."""
+    """The process-wide shared executor (started on first use, closed at exit).
+
+    Fork-safe: a process forked after this one used it (multiprocessing's default ``fork`` context,
+    e.g. gymnasium's async vector environments) starts a fresh executor of its own on first use; the
+    parent's threads, which do not survive ``fork()``, and its sandbox workers are never used there.
+    """
     global _shared
     with _shared_lock:
         if _shared is None:
             _shared = Executor()
-            atexit.register(_shared.close)
         return _shared
+
+
+@atexit.register
+def _close_shared() -> None:
+    if _shared is not None:
+        _shared.close()
+
+
+def _forget_shared_in_child() -> None:
+    """After ``fork()``, in the child: forget the parent's shared executor (its lock may be held by a
+    thread that no longer exists); the child's first `default_executor` call starts its own."""
+    global _shared, _shared_lock
+    inherited, _shared, _shared_lock = _shared, None, threading.Lock()
+    if inherited is not None and hasattr(inherited.backend, "after_fork"):
+        inherited._adopt_after_fork()  # closes this process's copies of the parent's worker pipes
+
+
+os.register_at_fork(after_in_child=_forget_shared_in_child)

@@ -190,6 +190,7 @@ class LocalPool:
             os.chmod(self._script, 0o644)
         self._workers: list[_Worker] = []
         self._closed = False
+        self._pid = os.getpid()
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -223,8 +224,32 @@ class LocalPool:
         hello = json.loads(worker.frames.pop(0))
         worker.capabilities = hello["capabilities"]
 
+    def after_fork(self) -> None:
+        """In a process forked from the one that started the workers: let go of them without stopping
+        them (they are the parent's, and serve its jobs); the next job starts this process's own."""
+        self._pid = os.getpid()
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            for worker in self._workers:
+                for stream in (worker.proc.stdin, worker.proc.stdout):
+                    if stream is not None:
+                        # Our copy of the pipe becomes /dev/null before closing: bytes the parent had
+                        # buffered when it forked must not reach its worker a second time.
+                        os.dup2(null, stream.fileno())
+                        stream.close()
+                worker.proc.returncode = -1  # not this process's child: never waited for here
+        finally:
+            os.close(null)
+        self._workers = []
+        self._script_dir = None  # the parent's copy of the worker script: the parent removes it
+
+    def _check_pid(self) -> None:
+        if self._pid != os.getpid():
+            self.after_fork()
+
     def start(self) -> None:
         """Start the missing workers (done lazily by the first job)."""
+        self._check_pid()
         if self._closed:
             raise RuntimeError("this executor is closed; create a new one")
         fresh = [self._spawn() for _ in range(self.size - len(self._workers))]
@@ -270,7 +295,9 @@ class LocalPool:
         self._workers[self._workers.index(worker)] = fresh
 
     def close(self) -> None:
-        """Stop every worker; no process of the pool is left behind."""
+        """Stop every worker; no process of the pool is left behind (in a forked child: only the workers
+        the child started, never the parent's)."""
+        self._check_pid()
         if self._closed:
             return
         self._closed = True

@@ -13,7 +13,10 @@ log-probability of each id under the distribution it was drawn from. Two engines
   on 8 MBPP prompts x 8 samples); the per-token work
   is a few tensor operations plus one "how many rows ended" read.
 - **``transformers.generate``** for any other model (``output_scores`` gives the processed scores the
-  token was drawn from).
+  token was drawn from), with an explicit generation config (`clean_generation_config`) and none of the
+  model's own ``generation_config`` defaults: a repetition penalty, ``no_repeat_ngram_size``,
+  ``min_new_tokens``, suppressed or forced tokens or ``top_k`` there would change the distribution
+  drawn from, which the update does not model.
 
 The end of a row: an end id (``<eof>``/eos), a token that starts a non-indented line (`StopRule`), or
 ``max_new_tokens``. Log-probabilities: ``log_softmax(logits / temperature)``; with ``top_p < 1`` the
@@ -27,10 +30,10 @@ import inspect
 from dataclasses import dataclass
 
 import torch
-from transformers import PreTrainedModel, StaticCache, StoppingCriteria
+from transformers import GenerationConfig, PreTrainedModel, StaticCache, StoppingCriteria
 from transformers.cache_utils import StaticLayer
 
-__all__ = ["EndOfFunction", "StopRule", "sample_rows", "supports_fast_sampling"]
+__all__ = ["EndOfFunction", "StopRule", "clean_generation_config", "sample_rows", "supports_fast_sampling"]
 
 # Compact finished rows out of the batch once they are this share of it.
 _COMPACT_SHARE = 0.25
@@ -217,19 +220,35 @@ class EndOfFunction(StoppingCriteria):
         return stop
 
 
+def clean_generation_config(max_new_tokens: int, temperature: float, top_p: float, pad_id: int, end_ids: list[int]) -> GenerationConfig:
+    """The generation config of `_sample_generate`: draws from ``softmax(logits / temperature)`` (over the
+    nucleus ``top_p``; greedy at ``temperature=0``) and nothing else. Every other logits processor of
+    ``transformers`` is at its neutral value (no top-k, repetition penalty, n-gram ban, minimum length,
+    suppressed, forced or biased tokens), whatever the model's ``generation_config`` says."""
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} if temperature > 0 else {"do_sample": False}
+    return GenerationConfig(
+        max_new_tokens=max_new_tokens, min_length=0, min_new_tokens=0, pad_token_id=pad_id, eos_token_id=end_ids,
+        repetition_penalty=1.0, encoder_repetition_penalty=1.0, no_repeat_ngram_size=0, typical_p=1.0, epsilon_cutoff=0.0,
+        eta_cutoff=0.0, num_beams=1, num_return_sequences=1, renormalize_logits=False, remove_invalid_values=False,
+        use_cache=True, output_scores=True, return_dict_in_generate=True, **sampling,
+    )  # fmt: skip
+
+
 @torch.inference_mode()
 def _sample_generate(model, input_ids, attention_mask, counts, at_line_start, rule, max_new_tokens, temperature, top_p,
                      pad_id):
     """``transformers.generate`` on the prompts repeated ``counts`` times; returns what `_sample_loop` returns."""
     expand = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts)).to(input_ids.device)
     stops = EndOfFunction(rule, at_line_start.to(input_ids.device)[expand], max_new_tokens)
-    sampling = ({"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} if temperature > 0
-                else {"do_sample": False})
-    out = model.generate(
-        input_ids=input_ids[expand], attention_mask=attention_mask[expand], max_new_tokens=max_new_tokens,
-        pad_token_id=pad_id, eos_token_id=rule.is_end.nonzero().flatten().tolist(), stopping_criteria=[stops],
-        use_cache=True, output_scores=True, return_dict_in_generate=True, **sampling,
-    )
+    config = clean_generation_config(max_new_tokens, temperature, top_p, pad_id, rule.is_end.nonzero().flatten().tolist())
+    # `generate` fills every field the given config leaves unset from `model.generation_config` (suppressed and
+    # forced tokens, bad words, sequence bias, ...): for this call the model's own defaults are a blank config.
+    own, model.generation_config = model.generation_config, GenerationConfig()
+    try:
+        out = model.generate(input_ids=input_ids[expand], attention_mask=attention_mask[expand], generation_config=config,
+                             stopping_criteria=[stops])
+    finally:
+        model.generation_config = own
     ids = out.sequences[:, input_ids.shape[1]:]
     scores = torch.stack(out.scores, dim=1).float()  # rows × steps × vocabulary, as processed for drawing
     logprobs = scores.log_softmax(-1).gather(2, ids[:, :, None]).squeeze(2)
