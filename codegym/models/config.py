@@ -70,8 +70,8 @@ PRESETS: dict[str, PretrainConfig] = {
     "tiny": PretrainConfig(vocab_size=512, n_layer=1, n_head=2, d_model=32, context=64, tokenizer_functions=2000,
                            steps=4, batch_size=2, warmup_steps=1, eval_every=2, eval_functions=4, checkpoint_every=2),
     "default": PretrainConfig(),
-    # The warm start of the shipped policy: `default`'s weights (--init), a few hundred steps on a mixture of
-    # the old corpus and procgen training programs (the recipe in codegym/models/pretrain.py).
+    # A warm start for procgen: `default`'s weights (--init), a few hundred steps on a mixture of the old
+    # corpus and procgen training programs (codegym/models/pretrain.py; measured, not shipped: RESULTS.md).
     "procgen": PretrainConfig(steps=200, learning_rate=1e-3, warmup_steps=20, min_lr_ratio=0.1, synthetic_fraction=0.25,
                               procgen_fraction=0.45, eval_every=100, checkpoint_every=50),
     "small": PretrainConfig(vocab_size=16384, n_layer=8, n_head=8, d_model=512, context=512, steps=20000,

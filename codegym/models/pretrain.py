@@ -6,6 +6,13 @@ Recipe of the shipped model (``codegym/models/default/``), on 2 CPU cores (≈ 2
     codegym pretrain --corpus /tmp/policy_work/corpus.jsonl --output /tmp/policy_work/run --preset default
     cp /tmp/policy_work/run/final/* codegym/models/default/
 
+A warm start for the procgen problems (issue 23; **not shipped**: 500 steps reached pass@1 0.007 on
+``procgen:none``, far below the target, see ``experiments/RESULTS.md``): build the corpus with
+``--procgen 10000`` (the ``default`` preset draws no procgen program and trains its tokenizer without
+them, so its run is unchanged), then
+``codegym pretrain --corpus C --output /tmp/policy_work/warm --preset procgen --init /tmp/policy_work/run/final``
+(``--steps N`` for longer; ``--init default`` starts from the shipped weights).
+
 Each training function becomes ``<bos>`` + its source (signature, docstring, body) + ``<eof>``, the
 format of a HumanEval prompt followed by its completion, so the model learns to write a body after a
 docstring and then stop. Functions are packed into blocks of ``context`` tokens (no padding); a
