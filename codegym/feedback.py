@@ -258,7 +258,7 @@ class _Scrub:
                 fragments.add(repr(value))
             for side in _comparison_sides(test):
                 fragments.add(side)
-        self.fragments = sorted((f for f in fragments if len(f) >= 4 and f not in visible_material), key=len, reverse=True)
+        self.fragments = sorted((f for f in fragments if len(f) >= 4 and f not in visible_material and f not in ("True", "False", "None")), key=len, reverse=True)
 
     def __call__(self, text: str, limit: int) -> str:
         for prefix in _host_prefixes():
