@@ -66,11 +66,18 @@ def train(
         "processes, or is one rank when launched by torchrun.",
     ),
     nproc: Optional[int] = typer.Option(None, "--nproc", min=1, help="With --distributed: local processes (default: one per GPU, else 2)."),
+    env: Optional[str] = typer.Option(
+        None, "--env", help="synthesis (one program per episode, the default) or repair (multi-turn: retry after the visible tests' feedback; grpo, rloo, actor_critic)."
+    ),
+    max_turns: Optional[int] = typer.Option(None, "--max-turns", min=1, help="With --env repair: the most attempts per episode (default 3)."),
 ) -> None:
     """Train an agent on problems, with checkpoints, a progress bar and logs; prints a JSON summary last."""
     from codegym.agents.config import ConfigError
 
-    job = _TrainJob(agent, problems, split, steps, out or Path("runs") / agent, preset, list(set_ or []), config, policy, resume)
+    if max_turns is not None and env is None:
+        env = "repair"  # --max-turns alone means repair episodes
+    extra = ([f"env={env}"] if env is not None else []) + ([f"max_turns={max_turns}"] if max_turns is not None else [])
+    job = _TrainJob(agent, problems, split, steps, out or Path("runs") / agent, preset, extra + list(set_ or []), config, policy, resume)
     try:
         if distributed:
             if agent not in DISTRIBUTED_AGENTS:
