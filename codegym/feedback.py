@@ -5,7 +5,9 @@ the prompt shows (the *visible* tests), never from the hidden ones.
 (the verdict and the reward, exactly as `codegym.scoring.score` computes them) and against the
 **visible** tests alone (the feedback). The feedback run is a separate sandboxed program that never
 receives a hidden test, so nothing the program prints, raises or returns there can carry one: it
-cannot read what was never sent to it. The all-tests run's stderr and values are never shown.
+cannot read what was never sent to it. The all-tests run's stderr and values are never shown. When
+every test is visible (the visible tests are the problem's tests, in order: MBPP's prompt shows all
+three), there is nothing to hide and the one all-tests run gives both.
 
 ## Visible tests (`visible_tests`)
 
@@ -41,6 +43,7 @@ saying which.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -157,6 +160,7 @@ def hidden_tests(problem: Problem, k: int | None = None) -> tuple[str, ...]:
     return tuple(t for t in problem.tests if _norm(t) not in shown)
 
 
+@functools.lru_cache(maxsize=4096)
 def shown_prompt(problem: Problem, k: int | None = None) -> str:
     """The prompt the model sees: with ``k``, the example lines of hidden tests are removed."""
     if k is None:
@@ -369,8 +373,14 @@ def _describe(report: TestReport, timed_out: bool = False) -> list[str]:
     return lines
 
 
-def _feedback(problem: Problem, visible: Sequence[str], hidden: Sequence[str], visible_prompt: str, result: ExecResult, accepted: bool, form: str, max_chars: int) -> Feedback:
-    scrub = _Scrub(hidden, visible_prompt + "\n" + "\n".join(visible))
+@functools.lru_cache(maxsize=4096)
+def _view(problem: Problem, k: int | None) -> tuple[tuple[str, ...], _Scrub]:
+    """(visible tests, scrubber) of a problem: computed once per problem, as episodes revisit problems."""
+    visible = visible_tests(problem, k)
+    return visible, _Scrub(hidden_tests(problem, k), shown_prompt(problem, k) + "\n" + "\n".join(visible))
+
+
+def _feedback(visible: Sequence[str], scrub: _Scrub, result: ExecResult, accepted: bool, form: str, max_chars: int) -> Feedback:
     shown = list(visible)
     n = len(shown)
     if not shown:  # the feedback run had the placeholder test only
@@ -464,9 +474,12 @@ def submit(
     scoring.judge([], [], [], reward)  # an unknown reward name fails here, before anything runs
     tokens = tuple(special_tokens)
     programs = [scoring.program(p, c, mode=mode, special_tokens=tokens) for p, c in zip(problems, completions)]
-    shown = [visible_tests(p, visible) for p in problems]
-    feedback_problems = [replace(p, tests=tests or (_NOTHING_SHOWN,)) for p, tests in zip(problems, shown)]
-    jobs = [(prog, p) for prog, p in zip(programs, problems)] + [(prog, p) for prog, p in zip(programs, feedback_problems)]
+    views = [_view(p, visible) for p in problems]
+    jobs = [(prog, p) for prog, p in zip(programs, problems)]
+    # A second, visible-tests-only run where some tests are hidden (its child never receives them);
+    # where every test is visible (MBPP's prompt shows all three) the one run serves both.
+    second = {i: len(jobs) + n for n, i in enumerate(i for i, (p, (shown, _)) in enumerate(zip(problems, views)) if tuple(shown) != p.tests)}
+    jobs += [(programs[i], replace(problems[i], tests=views[i][0] or (_NOTHING_SHOWN,))) for i in second]
     inner = (executor or default_executor()).submit(jobs, timeout=timeout, values=True)
     out: Future[list[Attempt]] = Future()
     n = len(problems)
@@ -477,8 +490,8 @@ def submit(
             full = [replace(r, values=()) for r in results[:n]]  # hidden tests' values are never kept
             scores = scoring.judge(problems, completions, full, reward)
             attempts = []
-            for p, tests, s, r in zip(problems, shown, scores, results[n:]):
-                fb = _feedback(p, tests, hidden_tests(p, visible), shown_prompt(p, visible), r, s.result.passed, form, max_chars)
+            for i, ((shown, scrub), s) in enumerate(zip(views, scores)):
+                fb = _feedback(shown, scrub, results[second.get(i, i)], s.result.passed, form, max_chars)
                 attempts.append(Attempt(s, fb))
             out.set_result(attempts)
         except BaseException as exc:  # noqa: BLE001  (re-raised by out.result())
