@@ -99,3 +99,30 @@ def test_train_command_with_repair_episodes(in_tmp):
     assert logged[0]["pass_after_turn_1"] <= logged[0]["pass_after_turn_2"]
     saved = json.loads((in_tmp / "run" / "checkpoint" / "agent.json").read_text())["config"]
     assert saved["env"] == "repair" and saved["max_turns"] == 2
+    result = CliRunner().invoke(app, ["evaluate", "--checkpoint", "run", "--problems", "toy.jsonl", "--repair", "--max-turns", "2", "--n", "4", "--out", "rep.jsonl"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert 0.0 <= summary["pass@1_turn_1"] <= summary["pass@1_turn_2"] <= 1.0
+    assert 0.0 <= summary["resample@2"] <= 1.0 and 1.0 <= summary["programs_per_episode"] <= 2.0
+    d = summary["repair_minus_resample"]
+    assert d["low"] <= d["mean"] <= d["high"] and d["mean"] == pytest.approx(summary["pass@1_turn_2"] - summary["resample@2"])
+    rows = [json.loads(line) for line in (in_tmp / "rep.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(len(r["solved_at_turn"]) == 4 for r in rows)
+
+
+def test_evaluate_repair_counts_turns(executor):
+    """A policy that always writes the same wrong body never repairs; the reference-writing one solves at turn 1."""
+
+    class Fixed:
+        def __init__(self, body):
+            self.body = body
+
+        def generate(self, prompts, n=1, temperature=None, seed=None):
+            return [[self.body] * n for _ in prompts]
+
+    wrong = agents.evaluate_repair(Fixed("    return -1\n"), toy_problems(2), n=3, max_turns=3, executor=executor)
+    assert wrong["pass@1_turn_3"] == 0.0 and wrong["repair_rate"] == 0.0 and wrong["programs_per_episode"] == 3.0
+    right = agents.evaluate_repair(Fixed("    return 0\n"), toy_problems(1), n=3, max_turns=2, executor=executor)
+    assert right["pass@1_turn_1"] == 1.0 and right["repair_rate"] is None and right["resample@2"] == 1.0
+    with pytest.raises(ValueError, match="n >= max_turns"):
+        agents.evaluate_repair(Fixed("x"), toy_problems(1), n=2, max_turns=3, executor=executor)
