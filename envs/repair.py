@@ -143,7 +143,8 @@ class CodeRepairEnv(_ProblemEnv):
     ``completion`` and ``reward_info`` of the last attempt.
 
     ## Arguments
-    problems, split, tokenizer, reward, timeout, executor, render_mode: as `CodeSynthesisSeqEnv`;
+    problems, split, tokenizer, reward, timeout, executor, render_mode, num_levels, start_level: as
+    `CodeSynthesisSeqEnv` (``problems="procgen"``: generated levels, Procgen's semantics);
     max_turns (default 3); feedback: ``first_failure`` | ``all_failures`` | ``outcome_only``;
     visible_tests: None (the prompt's examples) or k (the first k tests); turn_penalty (default 0);
     reward_mode; max_prompt_chars, max_completion_chars, max_feedback_chars: the Text spaces' sizes.
@@ -166,6 +167,8 @@ class CodeRepairEnv(_ProblemEnv):
         timeout: float | None = None,
         executor: Executor | None = None,
         render_mode: str | None = None,
+        num_levels: int = 0,
+        start_level: int = 0,
     ) -> None:
         if max_turns < 1:
             raise ValueError(f"max_turns must be at least 1, got {max_turns}")
@@ -175,7 +178,7 @@ class CodeRepairEnv(_ProblemEnv):
             raise ValueError(f"reward_mode must be one of {', '.join(REWARD_MODES)}, got {reward_mode!r}")
         if visible_tests is not None and visible_tests < 0:
             raise ValueError(f"visible_tests must be None or >= 0, got {visible_tests}")
-        super().__init__(problems, split, tokenizer, reward, timeout, executor, render_mode)
+        super().__init__(problems, split, tokenizer, reward, timeout, executor, render_mode, num_levels, start_level)
         self.max_turns = max_turns
         self.feedback_form = feedback
         self.visible_tests = visible_tests

@@ -153,12 +153,15 @@ def _wrong_completions(problem: Problem, rng: random.Random) -> str:
 
 @pytest.mark.timeout(600)
 def test_random_wrong_completions_never_show_a_hidden_test(executor, mbpp, in_tmp):
-    """200 random wrong completions over MBPP (first test visible) and held-out generated problems
-    (one of three tests shown as a doctest example): no hidden test's text, call or expected value
-    appears in any feedback, its structured fields included."""
+    """200 random wrong completions over MBPP (first test visible), procgen (its three doctest
+    examples visible, six tests hidden) and held-out generated problems (one of three tests shown as a
+    doctest example): no hidden test's text, call or expected value appears in any feedback, its
+    structured fields included."""
     rng = random.Random(0)
+    procgen = problem_sources.load("procgen", split="validation")
     generated = [p.with_examples(1) for p in problem_sources.load("basic", split="validation")]
-    cases = [(rng.choice(mbpp), 1) for _ in range(100)] + [(rng.choice(generated), None) for _ in range(100)]
+    cases = [(rng.choice(mbpp), 1) for _ in range(80)] + [(rng.choice(procgen), None) for _ in range(80)]
+    cases += [(rng.choice(generated), None) for _ in range(40)]
     completions = [_wrong_completions(p, rng) for p, _ in cases]
     checked = 0
     for k in (1, None):
@@ -205,3 +208,11 @@ def test_renderings():
     assert [m["role"] for m in messages] == ["user", "assistant", "user"]
     assert "```python\ndef add(a, b):\n    return a - b\n```" == messages[1]["content"]
     assert "Failed: assert add(1, 2) == 3" in messages[2]["content"]
+
+
+def test_procgen_levels_and_seeded_resets(executor):
+    env = CodeRepairEnv(problems="procgen", split="train", num_levels=3, start_level=5, executor=executor)
+    assert len(env.problems) == 3
+    first = env.reset(seed=1)[0]["prompt"]
+    assert env.reset(seed=1)[0]["prompt"] == first
+    assert len(fb.hidden_tests(env.problem)) > 0 and fb.visible_tests(env.problem)
