@@ -10,11 +10,11 @@ Agents: ``actor_critic`` (the paper's method), ``ppo_lm`` (PPO on the LM with a 
 ``ppo_sb3`` (Stable-Baselines3 PPO on ``codegym/CodeSynthesis-v0``), ``coderl`` (CodeRL-style
 critic-weighted policy gradient), ``grpo`` and ``rloo`` (critic-free policy gradients with a group
 baseline, `codegym.agents.critic_free`), ``clm`` (the pretrained LM, no RL). `evaluate_agent` measures
-pass@k; ``codegym train`` and ``codegym evaluate`` drive them from the command line.
+pass@k, `evaluate_repair` self-repair against resampling at the same budget; ``codegym train`` and ``codegym evaluate`` drive them from the command line.
 """
 
 from codegym.agents.base import Agent, InexactRollout, TrainingDiverged
-from codegym.agents.passk import estimate_pass_at_k, evaluate_agent, pass_at_k
+from codegym.agents.passk import estimate_pass_at_k, evaluate_agent, evaluate_repair, pass_at_k
 from codegym.agents.registry import AGENTS, load, make
 
-__all__ = ["AGENTS", "Agent", "InexactRollout", "TrainingDiverged", "estimate_pass_at_k", "evaluate_agent", "load", "make", "pass_at_k"]
+__all__ = ["AGENTS", "Agent", "InexactRollout", "TrainingDiverged", "estimate_pass_at_k", "evaluate_agent", "evaluate_repair", "load", "make", "pass_at_k"]

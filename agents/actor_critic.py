@@ -82,6 +82,7 @@ class ActorCriticConfig(AgentConfig):
     }
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.critic not in CRITIC_MODES:
             raise ConfigError(f"critic must be one of {', '.join(CRITIC_MODES)}, got {self.critic!r}")
         if self.value_level not in ("token", "sequence"):
@@ -104,6 +105,7 @@ class ActorCritic(LMAgent):
 
     name = "actor_critic"
     Config = ActorCriticConfig
+    repairs = True
 
     def __init__(self, config: ActorCriticConfig, policy: Any = "default", reference: nn.Module | None = None) -> None:
         super().__init__(config, policy, reference)

@@ -194,12 +194,13 @@ class Agent:
 
 @dataclass
 class _Pending:
-    """Samples drawn for a batch, whose programs are running in the sandbox."""
+    """Samples drawn for a batch, whose programs are running in the sandbox (or, multi-turn, the finished rollout)."""
 
     problems: list[Problem]
     samples: list[Sample]
     groups: list[int]
-    future: Future[list[scoring.Score]]
+    future: Future[list[scoring.Score]] | None
+    rollout: Rollout | None = None
 
 
 class LMAgent(Agent):
@@ -212,8 +213,15 @@ class LMAgent(Agent):
     """
 
     needs_reference: ClassVar[bool] = False
+    repairs: ClassVar[bool] = False  # trains on multi-turn repair episodes (config.env == "repair")
 
     def __init__(self, config: AgentConfig, policy: Any = "default", reference: torch.nn.Module | None = None) -> None:
+        if config.env == "repair" and not self.repairs:
+            from codegym.agents.config import ConfigError
+            from codegym.agents.registry import AGENTS, agent_class
+
+            able = [n for n in AGENTS if getattr(agent_class(n), "repairs", False)]
+            raise ConfigError(f"{self.name} does not train on env=repair; agents that do: {', '.join(able)}")
         super().__init__(config)
         from codegym.models import load_policy
 
@@ -285,7 +293,11 @@ class LMAgent(Agent):
             )
 
     def _launch(self, problems: list[Problem]) -> _Pending:
-        """Sample completions for a batch of problems and start running their programs (returns at once)."""
+        """Sample completions for a batch of problems and start running their programs (returns at once;
+        multi-turn episodes are played to the end first, as each turn needs the previous one's feedback)."""
+        if self.config.env == "repair":
+            rollout = self._repair_rollout(self._draw(problems))
+            return _Pending(rollout.problems, rollout.samples, rollout.groups, None, rollout)
         chosen = self._draw(problems)
         n = self.config.samples_per_problem
         seed = (self.config.seed * 1_000_003 + self._batches_sampled) * distributed.world_size() + distributed.rank()
@@ -300,6 +312,10 @@ class LMAgent(Agent):
 
     def _collect(self, pending: _Pending) -> Rollout:
         """Wait for the verdicts of a launched batch and score them (time spent waiting is recorded)."""
+        if pending.rollout is not None:
+            self.timing["episodes"] += len(pending.rollout)
+            return pending.rollout
+        assert pending.future is not None
         start = time.perf_counter()
         scores = pending.future.result()
         self.timing["exec_wait_s"] += time.perf_counter() - start
@@ -321,7 +337,7 @@ class LMAgent(Agent):
             metrics = self.update(kept) if len(kept) or distributed.world_size() > 1 else {}
             if i == 0:
                 self._check_exact(metrics.get("initial_ratio_error"))
-            metrics.update(reward=sum(rollout.rewards) / len(rollout), pass_rate=rollout.pass_rate, episodes=len(rollout), **rollout.info_means())
+            metrics.update(reward=sum(rollout.rewards) / len(rollout), pass_rate=rollout.pass_rate, episodes=len(rollout), **rollout.info_means(), **rollout.metrics)
             if self.config.filter_groups:
                 metrics["filtered"] = len(rollout) - len(kept)
             now = time.perf_counter()
@@ -349,6 +365,65 @@ class LMAgent(Agent):
             warnings.warn(message + " (bfloat16 autocast: rounding may account for part of it)", stacklevel=2)
             return
         raise InexactRollout(message)
+
+    def _repair_rollout(self, chosen: list[Problem]) -> Rollout:
+        """Multi-turn episodes (``env=repair``): ``samples_per_problem`` per drawn problem, each up to
+        ``max_turns`` attempts; after a failed attempt the policy is prompted with `render_prompt` of
+        the episode so far (its attempts and their feedback from the visible tests, `codegym.feedback`).
+
+        Every attempt is a `Sample` with the exact ids it was fed and drew, so the feedback is in its
+        prompt (never an action: no gradient) and its behaviour log-probs are exact. The reward is
+        RLEF's: the preset on the last attempt, on all tests, minus ``turn_penalty`` per extra
+        attempt; each attempt carries the episode's return from its turn on.
+        """
+        from codegym import feedback as fb
+        from codegym.envs.repair import render_prompt
+
+        cfg = self.config
+        n = cfg.samples_per_problem
+        episodes = [p for p in chosen for _ in range(n)]
+        groups = [i for i in range(len(chosen)) for _ in range(n)]
+        prompts = [fb.shown_prompt(p, cfg.visible_tests) for p in episodes]
+        history: list[list[tuple[Sample, fb.Attempt]]] = [[] for _ in episodes]
+        active = list(range(len(episodes)))
+        assert self.executor is not None
+        for turn in range(cfg.max_turns):
+            if not active:
+                break
+            seed = (cfg.seed * 1_000_003 + self._batches_sampled) * distributed.world_size() + distributed.rank()
+            self._batches_sampled += 1
+            if turn == 0:  # one prompt per problem, its n samples share the prefill
+                rows = self.sample([prompts[i] for i in range(0, len(episodes), n)], n, seed=seed)
+                drawn = [s for row in rows for s in row]
+            else:
+                obs = [
+                    {"prompt": prompts[i], "attempts": tuple(s.text for s, _ in history[i]), "feedback": tuple(a.feedback.text for _, a in history[i])}
+                    for i in active
+                ]
+                drawn = [row[0] for row in self.sample([render_prompt(o) for o in obs], 1, seed=seed)]
+            start = time.perf_counter()
+            attempts = fb.check(
+                [episodes[i] for i in active], [s.text for s in drawn], visible=cfg.visible_tests, form=cfg.feedback,
+                reward=cfg.reward, executor=self.executor, timeout=cfg.timeout, mode="body",
+            )  # fmt: skip
+            self.timing["exec_wait_s"] += time.perf_counter() - start
+            for i, s, a in zip(active, drawn, attempts):
+                history[i].append((s, a))
+            active = [i for i in active if not history[i][-1][1].score.result.passed]
+        problems_, samples, results, rewards_, groups_, infos, trajectories = [], [], [], [], [], [], []
+        for e, turns in enumerate(history):
+            for t, (s, a) in enumerate(turns):
+                problems_.append(episodes[e])
+                samples.append(s)
+                results.append(a.score.result)
+                rewards_.append(turns[-1][1].score.reward - cfg.turn_penalty * (len(turns) - max(t, 1)))  # the return from this turn on
+                groups_.append(groups[e])
+                infos.append(a.score.info)
+                trajectories.append(e)
+        metrics: dict[str, float] = {"turns": sum(len(h) for h in history) / len(history)}
+        for t in range(cfg.max_turns):  # pass@1 after turn t + 1: solved by then (an episode stops once solved)
+            metrics[f"pass_after_turn_{t + 1}"] = sum(any(a.score.result.passed for _, a in h[: t + 1]) for h in history) / len(history)
+        return Rollout(problems_, samples, results, rewards_, groups_, infos, trajectories, metrics)
 
     def batch(self, samples: Sequence[Trajectory]) -> Batch:
         """The exact ids and behaviour log-probs of ``samples`` as tensors on the agent's device."""

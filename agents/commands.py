@@ -66,11 +66,18 @@ def train(
         "processes, or is one rank when launched by torchrun.",
     ),
     nproc: Optional[int] = typer.Option(None, "--nproc", min=1, help="With --distributed: local processes (default: one per GPU, else 2)."),
+    env: Optional[str] = typer.Option(
+        None, "--env", help="synthesis (one program per episode, the default) or repair (multi-turn: retry after the visible tests' feedback; grpo, rloo, actor_critic)."
+    ),
+    max_turns: Optional[int] = typer.Option(None, "--max-turns", min=1, help="With --env repair: the most attempts per episode (default 3)."),
 ) -> None:
     """Train an agent on problems, with checkpoints, a progress bar and logs; prints a JSON summary last."""
     from codegym.agents.config import ConfigError
 
-    job = _TrainJob(agent, problems, split, steps, out or Path("runs") / agent, preset, list(set_ or []), config, policy, resume)
+    if max_turns is not None and env is None:
+        env = "repair"  # --max-turns alone means repair episodes
+    extra = ([f"env={env}"] if env is not None else []) + ([f"max_turns={max_turns}"] if max_turns is not None else [])
+    job = _TrainJob(agent, problems, split, steps, out or Path("runs") / agent, preset, extra + list(set_ or []), config, policy, resume)
     try:
         if distributed:
             if agent not in DISTRIBUTED_AGENTS:
@@ -187,8 +194,11 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write per-task results (JSONL) here."),
     policy: str = typer.Option("default", help="With --agent: the policy to start from."),
     seed: int = typer.Option(0, help="Sampling seed."),
+    repair: bool = typer.Option(False, "--repair", help="Self-repair instead of pass@k: --n episodes per problem with feedback of the visible tests; pass@1 after each turn, repair rate, resample@T."),
+    max_turns: int = typer.Option(3, "--max-turns", min=1, help="With --repair: attempts per episode (T)."),
+    visible_tests: Optional[int] = typer.Option(None, "--visible-tests", min=0, help="With --repair: the first K tests are visible (default: the prompt's examples)."),
 ) -> None:
-    """pass@k of an agent with the unbiased estimator; the last line printed is a JSON object."""
+    """pass@k of an agent with the unbiased estimator (or, with --repair, self-repair vs resampling at equal budget); the last line printed is a JSON object."""
     from codegym import agents
     from codegym import problems as sources
 
@@ -201,6 +211,11 @@ def evaluate(
     try:
         learner = agents.load(checkpoint) if checkpoint is not None else agents.make(agent, policy=policy)  # type: ignore[arg-type]
         chosen = sources.load(problems, split=split)
+        if repair:
+            summary = agents.evaluate_repair(learner, chosen, n=n, max_turns=max_turns, out=out, temperature=temperature, seed=seed, visible_tests=visible_tests)
+            summary.update({"agent": learner.name, "checkpoint": str(checkpoint) if checkpoint else None})
+            typer.echo(json.dumps(summary))
+            return
         summary = agents.evaluate_agent(learner, chosen, n=n, ks=[x for x in ks if x <= n], out=out, temperature=temperature, seed=seed)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         raise typer.BadParameter(str(exc)) from None

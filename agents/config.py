@@ -17,7 +17,10 @@ from typing import Any, ClassVar
 
 from codegym import rewards
 
-__all__ = ["AgentConfig", "ConfigError", "build_config", "parse_assignments"]
+__all__ = ["ENVS", "AgentConfig", "ConfigError", "build_config", "parse_assignments"]
+
+ENVS = ("synthesis", "repair")
+"""What an episode is: one program (``synthesis``), or up to ``max_turns`` attempts with feedback (``repair``)."""
 
 
 class ConfigError(ValueError):
@@ -59,6 +62,13 @@ class AgentConfig:
         max_grad_norm: gradient clipping of every optimizer.
         max_loss: a loss above this (or not finite) stops training as diverged.
         save_every: steps between checkpoints when training with a checkpoint directory (0: only at the end).
+        env: ``synthesis`` (one program per episode) or ``repair`` (multi-turn: after a failed attempt
+            the policy reads the feedback of the visible tests and tries again, `codegym/CodeRepair-v0`;
+            grpo, rloo and actor_critic). Each attempt counts as one sample of the budget.
+        max_turns: with ``env=repair``, the most attempts per episode.
+        feedback: with ``env=repair``, the feedback form (`codegym.feedback.FORMS`).
+        visible_tests: with ``env=repair``, None (the prompt's examples) or the first k tests.
+        turn_penalty: with ``env=repair``, subtracted from the return per attempt after the first.
     """
 
     seed: int = 0
@@ -77,6 +87,11 @@ class AgentConfig:
     max_grad_norm: float = 1.0
     max_loss: float = 1e6
     save_every: int = 50
+    env: str = "synthesis"
+    max_turns: int = 3
+    feedback: str = "first_failure"
+    visible_tests: int | None = None
+    turn_penalty: float = 0.0
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": {"batch_problems": 2, "samples_per_problem": 4, "max_new_tokens": 24, "save_every": 2},
@@ -84,6 +99,20 @@ class AgentConfig:
         # PAPER.md's standard choices where the paper gives none: 4–16 samples per prompt, T 0.6–1.0, 256–512 new tokens.
         "paper": {"samples_per_problem": 8, "temperature": 0.8, "max_new_tokens": 256},
     }
+
+    def __post_init__(self) -> None:
+        self.check_env()
+
+    def check_env(self) -> None:
+        """Reject env settings that cannot work (called by every config's ``__post_init__``)."""
+        if self.env not in ENVS:
+            raise ConfigError(f"env must be one of {', '.join(ENVS)}, got {self.env!r}")
+        if self.max_turns < 1:
+            raise ConfigError(f"max_turns must be at least 1, got {self.max_turns}")
+        from codegym.feedback import FORMS
+
+        if self.feedback not in FORMS:
+            raise ConfigError(f"feedback must be one of {', '.join(FORMS)}, got {self.feedback!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain JSON values (a callable reward by its registered name, else as ``<callable NAME>``)."""

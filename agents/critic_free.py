@@ -75,6 +75,7 @@ class GRPOConfig(AgentConfig):
     }
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.loss_norm not in LOSS_NORMS:
             raise ConfigError(f"loss_norm must be one of {', '.join(LOSS_NORMS)}, got {self.loss_norm!r}")
         if self.samples_per_problem < 2:
@@ -95,6 +96,7 @@ class GRPO(LMAgent):
     name = "grpo"
     Config = GRPOConfig
     leave_one_out: ClassVar[bool] = False
+    repairs = True
 
     def __init__(self, config: GRPOConfig, policy: Any = "default", reference: nn.Module | None = None) -> None:
         super().__init__(config, policy, reference)
@@ -105,10 +107,20 @@ class GRPO(LMAgent):
         return self.config.kl_coef > 0
 
     def advantages(self, rollout: Rollout) -> torch.Tensor:
-        """Â per sample [B], relative to its group."""
-        rewards = torch.tensor(rollout.rewards, dtype=torch.float32, device=self.device)
-        groups = torch.tensor(rollout.groups, device=self.device)
-        return group_advantages(rewards, groups, leave_one_out=self.leave_one_out, scale=self.config.scale_rewards)
+        """Â per sample [B], relative to its group. Multi-turn, the group is the problem's episodes:
+        each episode's whole return is compared with the others', and every attempt of the episode
+        gets its episode's advantage."""
+        if not rollout.trajectories:
+            rewards = torch.tensor(rollout.rewards, dtype=torch.float32, device=self.device)
+            groups = torch.tensor(rollout.groups, device=self.device)
+            return group_advantages(rewards, groups, leave_one_out=self.leave_one_out, scale=self.config.scale_rewards)
+        _, returns, groups = rollout.episode_returns()
+        per_episode = group_advantages(
+            torch.tensor(returns, dtype=torch.float32, device=self.device), torch.tensor(groups, device=self.device),
+            leave_one_out=self.leave_one_out, scale=self.config.scale_rewards,
+        )  # fmt: skip
+        order = {t: n for n, t in enumerate(dict.fromkeys(rollout.trajectories))}
+        return per_episode[torch.tensor([order[t] for t in rollout.trajectories], device=self.device)]
 
     def _loss(self, mb: Batch, advantage: torch.Tensor, stats: dict[str, list[float]]) -> torch.Tensor:
         """The clipped surrogate (plus β·KL) of minibatch ``mb`` with per-sample advantages ``advantage`` [b]."""

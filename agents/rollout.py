@@ -62,6 +62,12 @@ class Rollout:
     ``groups[i]`` numbers the draw sample i belongs to: the ``samples_per_problem`` samples of one drawn
     problem share it (GRPO's and RLOO's group; a problem drawn twice makes two groups). ``infos`` holds
     each sample's extra reward metrics (a dict reward's keys beyond ``"score"``).
+
+    Multi-turn (``env=repair``): every attempt is one sample (its own exact prompt ids, the rendered
+    prompt with the earlier attempts and their feedback, so feedback tokens are never actions);
+    ``trajectories[i]`` numbers the episode sample i belongs to (its samples in turn order) and
+    ``rewards[i]`` is the episode's return from that turn on. Empty: one sample per episode.
+    ``metrics`` holds per-rollout figures logged with the step (repair: pass rate by turn, turns).
     """
 
     problems: list[Problem]
@@ -70,6 +76,8 @@ class Rollout:
     rewards: list[float]
     groups: list[int]
     infos: list[dict[str, float]] = field(default_factory=list)
+    trajectories: list[int] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -96,7 +104,19 @@ class Rollout:
             [self.rewards[i] for i in keep],
             [self.groups[i] for i in keep],
             [self.infos[i] for i in keep] if self.infos else [],
+            [self.trajectories[i] for i in keep] if self.trajectories else [],
+            dict(self.metrics),
         )
+
+    def episode_returns(self) -> tuple[list[int], list[float], list[int]]:
+        """(first sample index, return, group) of each episode: the samples themselves when single-turn."""
+        if not self.trajectories:
+            return list(range(len(self))), list(self.rewards), list(self.groups)
+        first: dict[int, int] = {}
+        for i, t in enumerate(self.trajectories):
+            first.setdefault(t, i)
+        index = list(first.values())
+        return index, [self.rewards[i] for i in index], [self.groups[i] for i in index]
 
     def informative_groups(self) -> list[int]:
         """Indices of the samples whose group's rewards are not all equal (DAPO's dynamic sampling keeps these)."""

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-ENV_IDS = ("codegym/CodeSynthesis-v0", "codegym/CodeSynthesisSeq-v0")
+ENV_IDS = ("codegym/CodeSynthesis-v0", "codegym/CodeSynthesisSeq-v0", "codegym/CodeRepair-v0")
 
 
 def register_envs() -> None:
-    """Register both environment ids (idempotent)."""
+    """Register every environment id (idempotent)."""
     if ENV_IDS[0] not in gym.registry:
         gym.register(
             ENV_IDS[0],
@@ -20,3 +20,5 @@ def register_envs() -> None:
         )
     if ENV_IDS[1] not in gym.registry:
         gym.register(ENV_IDS[1], entry_point="codegym.envs.code_synthesis:CodeSynthesisSeqEnv")
+    if ENV_IDS[2] not in gym.registry:
+        gym.register(ENV_IDS[2], entry_point="codegym.envs.repair:CodeRepairEnv")

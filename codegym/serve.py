@@ -204,6 +204,18 @@ class ScoreRequest(BaseModel):
     mode: str = "auto"
 
 
+class FeedbackRequest(BaseModel):
+    """POST /feedback: one completion of one problem (``task_id`` or inline), for a multi-turn repair loop."""
+
+    model_config = ConfigDict(extra="forbid")
+    completion: str
+    task_id: str | None = None
+    problem: InlineProblem | None = None
+    mode: str = "auto"
+    feedback: str = "first_failure"
+    visible_tests: int | None = None
+
+
 def _settle(future: asyncio.Future[Any], value: Any, exc: BaseException | None) -> None:
     if future.done():
         return
@@ -354,6 +366,42 @@ def create_app(problems: Mapping[str, Problem], executor: Executor, config: Serv
             "outcomes": [s.result.outcome for s in scores],
             "pass_ratio": [s.result.pass_ratio for s in scores],
             "info": [s.info for s in scores],
+        }
+
+    @app.post("/feedback")
+    async def feedback_(request: Request) -> dict[str, Any]:
+        """The feedback `codegym/CodeRepair-v0` gives (from the visible tests only), and the score on all tests."""
+        from codegym import feedback
+
+        started = time.monotonic()
+        authorize(request)
+        with admitted():
+            body = await read(request, FeedbackRequest)
+            if (body.task_id is None) == (body.problem is None):
+                raise _ClientError(422, "give exactly one of task_id (a problem the server loaded) or problem (inline tests)")
+            if body.mode not in scoring.MODES or body.feedback not in feedback.FORMS or (body.visible_tests or 0) < 0:
+                raise _ClientError(422, f"mode must be one of {', '.join(scoring.MODES)}, feedback one of {', '.join(feedback.FORMS)}, visible_tests None or >= 0")
+            if body.task_id is not None:
+                if body.task_id not in problems:
+                    raise _ClientError(404, f"unknown task_id {body.task_id!r}; the server has {len(problems)} problems")
+                problem = problems[body.task_id]
+            else:
+                assert body.problem is not None
+                problem = from_record({"task_id": "inline", **body.problem.model_dump()})
+            future = feedback.submit(
+                [problem], [body.completion], visible=body.visible_tests, form=body.feedback, reward=cfg.reward, executor=executor, timeout=cfg.timeout, mode=body.mode
+            )
+            try:
+                attempt = (await asyncio.wait_for(asyncio.wrap_future(future), max(0.0, started + cfg.deadline_s - time.monotonic())))[0]
+            except asyncio.TimeoutError:
+                raise _ClientError(504, f"not checked within the deadline of {cfg.deadline_s} s; retry later") from None
+        return {
+            "feedback": attempt.feedback.text,
+            "fields": attempt.feedback.to_dict(),
+            "score": attempt.score.reward,
+            "outcome": attempt.score.result.outcome,
+            "pass_ratio": attempt.score.result.pass_ratio,
+            "accepted": attempt.feedback.accepted,
         }
 
     @app.get("/health")

@@ -248,7 +248,7 @@ class Executor:
         return self.run_many([(program, tests)], timeout=timeout, fail_fast=fail_fast)[0]
 
     def run_many(
-        self, jobs: Iterable[Job], timeout: float | None = None, progress: bool = False, *, fail_fast: bool = False
+        self, jobs: Iterable[Job], timeout: float | None = None, progress: bool = False, *, fail_fast: bool = False, values: bool = False
     ) -> list[ExecResult]:
         """Run many (program, tests[, timeout]) jobs on all workers; results in input order.
 
@@ -263,24 +263,27 @@ class Executor:
         "all passed" (the binary reward, pass@k); the tests after it are ``not_run``. The worker
         stops a ``CALL == LITERAL`` test only when the value certainly differs; the verdict is
         still decided here.
+
+        ``values``: each result also carries, per test, what its ``CALL`` returned or raised
+        (`ExecResult.values`, for feedback to a repairing model).
         """
         self._check_open()
         normal = [_normal(j, timeout) for j in jobs]
-        keys = [self._key(p, t, limit, fail_fast) for p, t, limit, _ in normal]
+        keys = [self._key(p, t, limit, fail_fast, values) for p, t, limit, _ in normal]
         results: list[ExecResult | None] = [self._cached(k) for k in keys]
         todo = [i for i, r in enumerate(results) if r is None]
         plans = {i: [plan_test(t) for t in normal[i][1]] for i in todo}
         raw_jobs = [self._raw_job(normal[i][0], plans[i], normal[i][2], fail_fast) for i in todo]
         raws = self._run_raw(raw_jobs, progress, len(normal), len(normal) - len(todo))
         for i, raw in zip(todo, raws):
-            results[i] = self._verdict(plans[i], raw, normal[i][3], normal[i][2], fail_fast)
+            results[i] = self._verdict(plans[i], raw, normal[i][3], normal[i][2], fail_fast, values)
         again = [i for i in todo if self._provisional(normal[i][3], normal[i][2], results[i])]  # type: ignore[arg-type]
         if again:
             with self._lock:
                 self.reruns += len(again)
             raws = self._run_raw([self._raw_job(normal[i][0], plans[i], DEFAULT_TIMEOUT, fail_fast) for i in again], False, 0, 0)
             for i, raw in zip(again, raws):
-                results[i] = self._verdict(plans[i], raw, "generous", DEFAULT_TIMEOUT, fail_fast)
+                results[i] = self._verdict(plans[i], raw, "generous", DEFAULT_TIMEOUT, fail_fast, values)
         for i in todo:
             self._remember(keys[i], results[i])  # type: ignore[arg-type]
         return results  # type: ignore[return-value]
@@ -302,19 +305,45 @@ class Executor:
         return RawJob(program, steps, limit, self.limits, fail_fast, expect)
 
     def submit(
-        self, jobs: Iterable[Job], timeout: float | None = None, *, fail_fast: bool = False
+        self, jobs: Iterable[Job], timeout: float | None = None, *, fail_fast: bool = False, values: bool = False
     ) -> Future[list[ExecResult]]:
         """`run_many` in the background: returns at once, so generation can overlap execution."""
         self._check_open()
         if self._background is None:
             self._background = ThreadPoolExecutor(1, thread_name_prefix="codegym-executor")
-        return self._background.submit(self.run_many, list(jobs), timeout, fail_fast=fail_fast)
+        return self._background.submit(self.run_many, list(jobs), timeout, fail_fast=fail_fast, values=values)
 
     @staticmethod
-    def _verdict(plans: Sequence[Plan], raw: RawOutcome, limit: str, seconds: float, fail_fast: bool = False) -> ExecResult:
+    def _verdict(plans: Sequence[Plan], raw: RawOutcome, limit: str, seconds: float, fail_fast: bool = False, values: bool = False) -> ExecResult:
         """The verdict on one raw outcome; ``limit`` and ``seconds`` name the time limit it ran under."""
         result = Executor._judge(plans, raw, fail_fast)
-        return replace(result, limit=limit, time_limit=seconds)
+        got = Executor._test_values(plans, raw, result) if values else ()
+        return replace(result, limit=limit, time_limit=seconds, values=got)
+
+    @staticmethod
+    def _test_values(plans: Sequence[Plan], raw: RawOutcome, result: ExecResult) -> tuple[Evaluated, ...]:
+        """Per test, what its CALL returned (value and truth plans) or raised; ``not_run`` otherwise.
+        Only for a report whose verdict was accepted (a refused protocol gives every test ``not_run``)."""
+        out = [Evaluated("not_run")] * len(plans)
+        if result.outcome == "syntax_error":
+            return tuple(out)
+        try:
+            parsed = _parse(raw, [i for i, p in enumerate(plans) if p.kind != "const"])
+        except _Protocol:
+            return tuple(out)
+        for i, plan in enumerate(plans):
+            message = parsed.steps.get(i)
+            if message is None:
+                continue
+            if plan.kind == "statement":
+                if message[1] == "x" and len(message) == 3 and isinstance(message[2], str):
+                    out[i] = Evaluated("error", error=message[2][:100])
+                continue
+            try:
+                out[i] = Evaluated(*_step_value(message))
+            except _Protocol:
+                pass
+        return tuple(out)
 
     @staticmethod
     def _judge(plans: Sequence[Plan], raw: RawOutcome, fail_fast: bool) -> ExecResult:
@@ -426,8 +455,8 @@ class Executor:
             if bar is not None:
                 bar.close()
 
-    def _key(self, program: str, tests: Sequence[str], timeout: float, fail_fast: bool = False) -> str:
-        blob = json.dumps([program, list(tests), timeout, self.limits.as_dict(), fail_fast])
+    def _key(self, program: str, tests: Sequence[str], timeout: float, fail_fast: bool = False, values: bool = False) -> str:
+        blob = json.dumps([program, list(tests), timeout, self.limits.as_dict(), fail_fast] + ([True] if values else []))
         return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
     def _cached(self, key: str) -> ExecResult | None:

@@ -29,6 +29,9 @@ class ExecResult:
             ``time_limit``), ``default`` (`DEFAULT_TIMEOUT`, no limit given) or ``generous`` (the
             default, on the re-run after a timeout under the calibrated limit).
         time_limit: the seconds of that limit.
+        values: only with ``run_many(..., values=True)``: per test, an `codegym.execution.Evaluated`
+            (the value its ``CALL`` returned, decoded outside the sandbox, or the exception type it
+            raised); empty otherwise. `codegym.feedback` shows it to a repairing model.
     """
 
     outcome: str
@@ -40,6 +43,7 @@ class ExecResult:
     cached: bool = False
     limit: str = "given"
     time_limit: float = 0.0
+    values: tuple = ()
 
     @property
     def passed(self) -> bool:

@@ -19,6 +19,8 @@ def export(
     split: Annotated[Optional[str], typer.Option(help="Only this split (e.g. train).")] = None,
     format: Annotated[str, typer.Option(help="Output format: verl (verl's RL parquet: data_source, prompt, ability, reward_model, extra_info).")] = "verl",
     data_source: Annotated[str, typer.Option(help="The data_source column's value.")] = "codegym",
+    interaction: Annotated[Optional[str], typer.Option(help="Name of a codegym RepairInteraction in verl's interaction config: rows get extra_info.interaction_kwargs for multi-turn repair.")] = None,
+    visible_tests: Annotated[Optional[int], typer.Option(min=0, help="With --interaction: the first K tests are visible (the prompt shows only those); default: the prompt's examples.")] = None,
 ) -> None:
     """Write problems as another framework's training data; the tests travel inside each row."""
     if format not in EXPORT_FORMATS:
@@ -31,7 +33,7 @@ def export(
         raise typer.BadParameter(f"no problems in {source!r} with split {split!r}", param_hint="--split")
     from codegym.integrations.verl import write_parquet
 
-    path = write_parquet(loaded, out, data_source=data_source)
+    path = write_parquet(loaded, out, data_source=data_source, interaction=interaction, visible_tests=visible_tests)
     typer.echo(f"wrote {len(loaded)} problems to {path} ({format})")
 
 
@@ -50,7 +52,7 @@ def serve(
     max_queue: Annotated[int, typer.Option(help="Most requests admitted at once (429 above).")] = 64,
     deadline: Annotated[float, typer.Option(help="Seconds a request may take before it is answered 504.")] = 120.0,
 ) -> None:
-    """Serve rewards over HTTP: POST /reward (OpenRLHF's remote reward contract), POST /score, GET /health."""
+    """Serve rewards over HTTP: POST /reward (OpenRLHF's remote reward contract), POST /score, POST /feedback (repair loops), GET /health."""
     if not token and not insecure_no_token and not _loopback(host):
         raise typer.BadParameter(
             f"{host} is reachable from other machines, and clients choose the programs and tests the server runs; "

@@ -3,9 +3,13 @@
 One run: (a) env steps/s with random actions; (b) tokens/s when the default policy drives a vector
 env of 16 token by token (KV cache, one batched forward per step; finished programs run as one batch); (c) the same policy's own
 ``generate`` at batch 16 on the same prompts; (d) the same driver on a naive env that decodes and
-re-tokenizes the whole text at every step. Prints the figures and ratios, then one JSON line.
+re-tokenizes the whole text at every step; (e) ``repair_turn_overhead``: the wall time of one
+``codegym/CodeRepair-v0`` turn (the program against all tests plus the feedback run on the visible
+ones, in one sandbox batch) over that of one ``CodeSynthesisSeq-v0`` episode, on the same programs
+(wrong bodies and references of MBPP train problems, each made unique so no cached verdict is
+reused; target <= 1.2). Prints the figures and ratios, then one JSON line.
 
-    python experiments/benchmarks/bench_env.py [--quick]
+    python experiments/benchmarks/bench_env.py [--quick] [--repair-only]
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import numpy as np
 import torch
 
 import codegym  # noqa: F401  (registers the ids)
-from codegym.envs import CodeSynthesisEnv, CodeSynthesisVectorEnv
+from codegym.envs import CodeRepairEnv, CodeSynthesisEnv, CodeSynthesisSeqEnv, CodeSynthesisVectorEnv
 from codegym.execution import Executor
 from codegym.models import load_policy
 
@@ -83,14 +87,51 @@ def step_each(envs: list[CodeSynthesisEnv]):
     return batch_step
 
 
+def repair_turn_overhead(executor: Executor, problems: str, n: int, rounds: int, visible_tests: int | None = None) -> tuple[float, float]:
+    """(seconds per repair turn, seconds per single-turn episode) over the same ``n`` programs, alternating."""
+    from codegym import problems as sources
+
+    chosen = sources.load(problems, split="train")[:n]
+    single = CodeSynthesisSeqEnv(problems=chosen, split=None, executor=executor)
+    repair = CodeRepairEnv(problems=chosen, split=None, executor=executor, max_turns=3, visible_tests=visible_tests)
+    times = {"single": 0.0, "repair": 0.0}
+    for p in chosen:  # warm up: the pool's workers, each problem's visible-test view (computed once per problem)
+        repair.reset(options={"task_id": p.task_id})
+        repair.step(f"    return 0\n# warm-up {visible_tests}\n")
+    for r in range(rounds):
+        for i, p in enumerate(chosen):
+            body = "    return 0\n" if i % 2 else (p.reference or "    return 0\n")
+            for name, env in (("single", single), ("repair", repair)) if (i + r) % 2 else (("repair", repair), ("single", single)):
+                env.reset(options={"task_id": p.task_id})
+                unique = f"{body.rstrip()}\n# {name} {visible_tests} {r} {i} {time.time_ns()}\n"  # a fresh program: never a cached verdict
+                start = time.perf_counter()
+                env.step(unique)
+                times[name] += time.perf_counter() - start
+    return times["repair"] / (rounds * len(chosen)), times["single"] / (rounds * len(chosen))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a shorter run")
+    parser.add_argument("--repair-only", action="store_true", help="measure (e) repair_turn_overhead only")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--problems", default="mbpp")
     args = parser.parse_args()
     rounds = 1 if args.quick else 3
+    with Executor() as executor:
+        turn_s, episode_s = repair_turn_overhead(executor, args.problems, 20 if args.quick else 60, rounds)
+        hidden_turn_s, hidden_episode_s = repair_turn_overhead(executor, args.problems, 20 if args.quick else 60, rounds, visible_tests=1)
+    overhead, hidden_overhead = turn_s / episode_s, hidden_turn_s / hidden_episode_s
+    print(f"(e) repair turn {turn_s * 1e3:.1f} ms vs single-turn episode {episode_s * 1e3:.1f} ms: repair_turn_overhead = {overhead:.2f} (target <= 1.2)")
+    print(f"    with hidden tests (visible_tests=1: a second, visible-only run): {hidden_turn_s * 1e3:.1f} vs {hidden_episode_s * 1e3:.1f} ms = {hidden_overhead:.2f}")
+    figures = {
+        "repair_turn_s": round(turn_s, 4), "single_episode_s": round(episode_s, 4), "repair_turn_overhead": round(overhead, 3),
+        "repair_turn_overhead_hidden_tests": round(hidden_overhead, 3),
+    }  # fmt: skip
+    if args.repair_only:
+        print(json.dumps({"benchmark": "env", **figures, "cpus": os.cpu_count()}))
+        return
     policy = load_policy("default")
     torch.manual_seed(0)
 
@@ -152,6 +193,7 @@ def main() -> None:
                 "naive_tokens_per_s": round(naive, 1),
                 "batch": args.batch,
                 "max_new_tokens": args.max_new_tokens,
+                **figures,
                 "cpus": os.cpu_count(),
             }
         )
