@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -23,7 +23,7 @@ from codegym.problems import Problem
 from codegym.rewards import Reward, RewardFn, get_reward
 from codegym.envs.tokens import TokenCodec, load_tokenizer, split_prompt
 
-__all__ = ["CodeSynthesisEnv", "CodeSynthesisSeqEnv", "resolve_problems"]
+__all__ = ["CodeSynthesisEnv", "CodeSynthesisSeqEnv", "resolve_levels", "resolve_problems"]
 
 CHARSET = frozenset(string.printable)
 """Characters a sequence-level action may hold: printable ASCII, tabs and newlines."""
@@ -42,6 +42,34 @@ def resolve_problems(problems: str | os.PathLike[str] | Sequence[Problem], split
     return chosen
 
 
+def resolve_levels(
+    problems: str | os.PathLike[str] | Sequence[Problem], split: str | None, num_levels: int, start_level: int
+) -> tuple[list[Problem], Callable[[int], Problem] | None]:
+    """The problems an environment draws from, with Procgen's ``num_levels``/``start_level`` semantics.
+
+    For ``problems="procgen", split="train"`` (generated levels, `codegym.procgen`): ``num_levels=N``
+    gives N training tasks computing distinct functions, from level ``start_level`` on; ``0`` gives
+    an unlimited stream (the second value, level seed → problem, draws each episode's level from
+    ``[start_level, 2**31)``). For any other source: the problems ``start_level`` to
+    ``start_level + num_levels`` of the list (``0``: to its end).
+    """
+    if num_levels < 0 or start_level < 0:
+        raise ValueError(f"num_levels and start_level must be non-negative, got {num_levels} and {start_level}")
+    if isinstance(problems, str) and problems == "procgen" and split == "train":
+        from codegym import procgen
+
+        if num_levels == 0:
+            return [], procgen.level
+        return procgen.levels(num_levels, start_level), None
+    chosen = resolve_problems(problems, split)
+    if num_levels == 0 and start_level == 0:
+        return chosen, None
+    sliced = chosen[start_level : start_level + num_levels] if num_levels else chosen[start_level:]
+    if not sliced:
+        raise ValueError(f"start_level={start_level} is past the {len(chosen)} problems of this source; choose a smaller one")
+    return sliced, None
+
+
 class _ProblemEnv(gym.Env):
     """What both environments share: problems, drawing one per episode, execution, reward, rendering."""
 
@@ -56,12 +84,15 @@ class _ProblemEnv(gym.Env):
         timeout: float | None,
         executor: Executor | None,
         render_mode: str | None,
+        num_levels: int = 0,
+        start_level: int = 0,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
-        self.problems = resolve_problems(problems, split)
+        self.problems, self._level = resolve_levels(problems, split, num_levels, start_level)
+        self.num_levels, self.start_level = num_levels, start_level
         self._by_id = {p.task_id: i for i, p in enumerate(self.problems)}
         self.codec = TokenCodec(load_tokenizer(tokenizer))
         self.reward_fn = get_reward(reward)
@@ -80,6 +111,13 @@ class _ProblemEnv(gym.Env):
 
     def _draw(self, options: dict[str, Any] | None) -> Problem:
         task_id = (options or {}).get("task_id")
+        if self._level is not None:  # an unlimited stream of generated levels
+            if task_id is not None:
+                seed = str(task_id).rsplit("/", 1)[-1]
+                if not seed.isdigit() or int(seed) < self.start_level:
+                    raise KeyError(f"unknown task_id {task_id!r}; levels of this stream are procgen/train/SEED, SEED >= {self.start_level}")
+                return self._level(int(seed))
+            return self._level(int(self.np_random.integers(self.start_level, 2**31)))
         if task_id is not None:
             if task_id not in self._by_id:
                 raise KeyError(f"unknown task_id {task_id!r}; this environment has {len(self.problems)} problems")
@@ -153,7 +191,10 @@ class CodeSynthesisEnv(_ProblemEnv):
     them (default ``"train"``; None for all); tokenizer: a tokenizer, a name or a path (default: the
     embedded policy's); reward: a registered reward name or a callable (`codegym.rewards`); max_new_tokens; max_prompt_tokens; timeout:
     seconds per program (default: each problem's calibrated ``time_limit``, else the executor's default); executor: the sandbox pool (default: the shared one); step_penalty: shaping
-    per token (default 0, off); render_mode: ``"ansi"`` or ``"human"``.
+    per token (default 0, off); render_mode: ``"ansi"`` or ``"human"``; num_levels, start_level:
+    Procgen's (`resolve_levels`): for ``problems="procgen", split="train"``, ``num_levels=N`` distinct
+    generated tasks from level ``start_level`` on, ``0`` (default) an unlimited stream; for other
+    sources, a slice of the list (``0``: all of it).
     ``reset(options={"task_id": ...})`` chooses the problem; otherwise it is drawn with the env's RNG,
     so the same seed gives the same problems in the same order.
     """
@@ -170,10 +211,12 @@ class CodeSynthesisEnv(_ProblemEnv):
         executor: Executor | None = None,
         step_penalty: float = 0.0,
         render_mode: str | None = None,
+        num_levels: int = 0,
+        start_level: int = 0,
     ) -> None:
         if max_new_tokens < 1 or max_prompt_tokens < 1:
             raise ValueError("max_new_tokens and max_prompt_tokens must be at least 1")
-        super().__init__(problems, split, tokenizer, reward, timeout, executor, render_mode)
+        super().__init__(problems, split, tokenizer, reward, timeout, executor, render_mode, num_levels, start_level)
         self.max_new_tokens = max_new_tokens
         self.max_prompt_tokens = max_prompt_tokens
         self.step_penalty = step_penalty
@@ -285,8 +328,10 @@ class CodeSynthesisSeqEnv(_ProblemEnv):
         timeout: float | None = None,
         executor: Executor | None = None,
         render_mode: str | None = None,
+        num_levels: int = 0,
+        start_level: int = 0,
     ) -> None:
-        super().__init__(problems, split, tokenizer, reward, timeout, executor, render_mode)
+        super().__init__(problems, split, tokenizer, reward, timeout, executor, render_mode, num_levels, start_level)
         self.max_prompt_tokens = max_prompt_tokens
         vocab = self.codec.vocab_size
         self.observation_space = spaces.Dict(

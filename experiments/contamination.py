@@ -15,13 +15,19 @@ task (same family, another name or phrasing) survives that. This check reports, 
   in the sandbox): the task is a template family whatever its name or phrasing;
 - ``template_family_in_corpus`` (with ``--corpus``): a generated ``basic`` problem whose template family
   (``metadata["family"]``) has an instance among the corpus's ``templates`` functions;
+- ``procgen_function_in_corpus`` (with ``--corpus``): a procgen problem (``metadata["program"]``)
+  computes the same function, on `codegym.procgen.splits.PROBES`, as a procgen program of the corpus
+  (the functional de-duplication of issue 23, against what the policy was pretrained on);
+- ``procgen_function_in_train``: a procgen problem of a held-out split computes the function of a
+  ``procgen:train`` task (the RL training problems);
 - ``any``: any of the above but ``name_in_corpus``.
 
 With ``--corpus``, "the templates" are the synthetic families the corpus actually drew from (a family
 left out because it is a variant of a held-out task, `codegym.models.synthetic.TEMPLATE_TASKS`, is
 not compared); without it, every synthetic family.
 
-    python -m codegym.experiments.contamination --corpus corpus.jsonl simple basic:test stdlib:test mbpp:test humaneval
+    python -m codegym.experiments.contamination --corpus corpus.jsonl simple basic:test stdlib:test mbpp:test humaneval \
+        procgen:none procgen:length procgen:compose procgen:new_op
 
 prints a table and ends with one JSON line (figures in ``experiments/RESULTS.md``).
 """
@@ -39,7 +45,8 @@ from codegym.problems import Problem, join_program
 
 __all__ = ["KEYS", "TemplateIndex", "check"]
 
-KEYS = ("name_in_templates", "name_in_corpus", "ast_in_templates", "ast_in_corpus", "family", "template_family_in_corpus", "any")
+KEYS = ("name_in_templates", "name_in_corpus", "ast_in_templates", "ast_in_corpus", "family", "template_family_in_corpus",
+        "procgen_function_in_corpus", "procgen_function_in_train", "any")
 
 
 def _fingerprint(text: str) -> str | None:
@@ -116,6 +123,7 @@ class _Corpus:
     names: set[str] = field(default_factory=set)
     fingerprints: set[str] = field(default_factory=set)
     by_source: dict[str, set[str]] = field(default_factory=dict)  # source -> function names
+    procgen: set[tuple] = field(default_factory=set)  # fingerprints of the corpus's procgen programs
 
 
 def _corpus(path: str) -> _Corpus:
@@ -128,7 +136,21 @@ def _corpus(path: str) -> _Corpus:
             fp = _fingerprint(record["text"])
             if fp:
                 corpus.fingerprints.add(fp)
+            if record.get("program"):
+                corpus.procgen.add(_function(record["program"]))
     return corpus
+
+
+def _function(program: str) -> tuple:
+    from codegym.procgen import fingerprint, parse
+
+    return fingerprint(parse(program))
+
+
+def _procgen_train() -> set[tuple]:
+    from codegym.problems import load
+
+    return {_function(p.metadata["program"]) for p in load("procgen", split="train")}
 
 
 def _template_families(names: set[str]) -> set[str]:
@@ -147,6 +169,7 @@ def check(
     seen = _corpus(corpus) if corpus else _Corpus()
     index = TemplateIndex.build(seen.by_source.get("synthetic", set()) if corpus else None)
     families = _template_families(seen.by_source.get("templates", set())) if corpus else set()
+    procgen_train = _procgen_train() if any(p.metadata.get("source") == "procgen" and p.split != "train" for ps in sets.values() for p in ps) else set()
     own = executor is None and behaviour
     executor = executor or (Executor() if behaviour else None)
     report: dict[str, dict[str, Any]] = {}
@@ -174,9 +197,13 @@ def check(
                     "ast_in_corpus": fp is not None and fp in seen.fingerprints,
                     "family": family_hits.get(p.task_id),
                     "template_family_in_corpus": p.metadata.get("family") in families,
+                    "procgen_function_in_corpus": "program" in p.metadata and _function(p.metadata["program"]) in seen.procgen,
+                    "procgen_function_in_train": ("program" in p.metadata and p.split != "train"
+                                                  and _function(p.metadata["program"]) in procgen_train),
                 }
                 row["any"] = (row["name_in_templates"] or row["ast_in_templates"] or row["ast_in_corpus"] or row["family"] is not None
-                              or row["template_family_in_corpus"])  # fmt: skip
+                              or row["template_family_in_corpus"] or row["procgen_function_in_corpus"]
+                              or row["procgen_function_in_train"])  # fmt: skip
                 rows.append(row)
             counts = {key: sum(bool(r[key]) or (key == "family" and r[key] is not None) for r in rows)
                       for key in KEYS}

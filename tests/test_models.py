@@ -198,3 +198,22 @@ def test_pretrain_checkpoints_and_resumes(corpus_dir, tmp_path):
     mismatch = runner.invoke(app, ["pretrain", "-c", str(corpus), "-o", str(run), "--preset", "tiny", "--steps", "6",
                                    "--learning-rate", "0.5", "--resume"])
     assert mismatch.exit_code == 1 and "same" in mismatch.output
+
+
+def test_corpus_procgen_programs_and_warm_start(corpus_dir, tmp_path):
+    from codegym.procgen import fingerprint, heldout_fingerprints, parse
+
+    corpus = tmp_path / "corpus.jsonl"
+    stats = build_corpus(corpus, [corpus_dir], synthetic_count=300, procgen=40)
+    records = read_corpus(corpus)
+    procgen = [r for r in records if r["source"] == "procgen"]
+    assert stats.procgen == len(procgen) > 30 and all(r["program"] and '"""' in r["text"] for r in procgen)
+    assert not {fingerprint(parse(r["program"])) for r in procgen} & heldout_fingerprints()  # nothing of a held-out split
+    runner = CliRunner()
+    first = runner.invoke(app, ["pretrain", "-c", str(corpus), "-o", str(tmp_path / "a"), "--preset", "tiny", "--steps", "2"])
+    assert first.exit_code == 0, first.output
+    warm = runner.invoke(app, ["pretrain", "-c", str(corpus), "-o", str(tmp_path / "b"), "--preset", "tiny", "--steps", "2",
+                               "--procgen-fraction", "0.5", "--init", str(tmp_path / "a" / "final")])
+    assert warm.exit_code == 0, warm.output
+    assert json.loads((tmp_path / "b" / "pretrain_config.json").read_text())["init"] == str(tmp_path / "a" / "final")
+    assert load_policy(tmp_path / "b" / "final").generate(["def f(x):\n"], n=1, max_new_tokens=4, seed=0)

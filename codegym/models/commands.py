@@ -27,6 +27,7 @@ def build_corpus(
     templates: str = typer.Option(
         "train", help="Split of the bundled basic problems whose functions join the exercises (its other splits' task families stay out); 'none' for no templates."
     ),
+    procgen: int = typer.Option(0, help="Programs of the procgen training distribution to add (with their descriptions)."),
     seed: int = typer.Option(0, help="Seed for file order and synthetic functions."),
 ) -> None:
     """Build the pre-training corpus from the Python sources installed here: permissive licenses only, deduplicated, decontaminated."""
@@ -38,9 +39,9 @@ def build_corpus(
     with console.status("reading Python sources"):
         stats = build(output, root or None, max_per_package=max_per_package, synthetic_count=synthetic,
                       heldout_permille=heldout_permille, decontaminate=decontaminate,
-                      templates=None if templates.lower() == "none" else templates, seed=seed)
+                      templates=None if templates.lower() == "none" else templates, procgen=procgen, seed=seed)
     console.print(
-        f"[bold]{stats.functions}[/] functions from {stats.files} files ({stats.synthetic} synthetic, {stats.templates} templates, "
+        f"[bold]{stats.functions}[/] functions from {stats.files} files ({stats.synthetic} synthetic, {stats.templates} templates, {stats.procgen} procgen, "
         f"{stats.heldout} held out); dropped {stats.duplicates} duplicates, {stats.contaminated} benchmark matches "
         f"and every variant of {stats.held_out_families} held-out template families"
     )
@@ -56,7 +57,9 @@ def pretrain(
     steps: Optional[int] = typer.Option(None, help="Override the preset's number of optimizer steps."),
     batch_size: Optional[int] = typer.Option(None, help="Override the preset's batch size (sequences per step)."),
     learning_rate: Optional[float] = typer.Option(None, help="Override the preset's peak learning rate."),
+    procgen_fraction: Optional[float] = typer.Option(None, help="Override the preset's share of procgen programs among the functions drawn."),
     tokenizer: Optional[str] = typer.Option(None, help="Use this tokenizer (directory or hub name) instead of training one."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start from this model's weights and tokenizer (a model directory; 'default': the shipped policy) instead of random ones: a warm start."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint with the same options."),
     device: Optional[str] = typer.Option(None, help="torch device; default: cuda when available, else cpu."),
     seed: Optional[int] = typer.Option(None, help="Override the preset's seed."),
@@ -66,11 +69,12 @@ def pretrain(
     from codegym.models.pretrain import pretrain as run
 
     try:
-        config = get_preset(preset).replace(steps=steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
+        config = get_preset(preset).replace(steps=steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                                                 procgen_fraction=procgen_fraction)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--preset") from None
     try:
-        final = run(corpus, output, config, tokenizer_path=tokenizer, resume=resume, device=device)
+        final = run(corpus, output, config, tokenizer_path=tokenizer, resume=resume, device=device, init=init)
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

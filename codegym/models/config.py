@@ -30,6 +30,7 @@ class PretrainConfig:
     tokenizer_functions: int = 40000
     # Data.
     synthetic_fraction: float = 0.5  # share of training *functions* drawn from the exercises (synthetic and templates)
+    procgen_fraction: float = 0.0  # share drawn from the corpus's procgen programs (0: they are not used at all)
     # Optimisation.
     steps: int = 2000
     batch_size: int = 8
@@ -69,6 +70,10 @@ PRESETS: dict[str, PretrainConfig] = {
     "tiny": PretrainConfig(vocab_size=512, n_layer=1, n_head=2, d_model=32, context=64, tokenizer_functions=2000,
                            steps=4, batch_size=2, warmup_steps=1, eval_every=2, eval_functions=4, checkpoint_every=2),
     "default": PretrainConfig(),
+    # The warm start of the shipped policy: `default`'s weights (--init), a few hundred steps on a mixture of
+    # the old corpus and procgen training programs (the recipe in codegym/models/pretrain.py).
+    "procgen": PretrainConfig(steps=400, learning_rate=8e-4, warmup_steps=20, min_lr_ratio=0.1, synthetic_fraction=0.25,
+                              procgen_fraction=0.45, eval_every=100, checkpoint_every=100),
     "small": PretrainConfig(vocab_size=16384, n_layer=8, n_head=8, d_model=512, context=512, steps=20000,
                             batch_size=32, learning_rate=6e-4, warmup_steps=500, eval_every=1000, checkpoint_every=1000),
     "base": PretrainConfig(arch="llama", vocab_size=16384, n_layer=12, n_head=12, d_model=768, context=1024,

@@ -23,11 +23,15 @@ Built offline, with provenance for every function:
    tasks the policy has not seen in any phrasing. Why the training templates are in: a model of a few
    million parameters learns the exercise format (one-sentence docstring, short body) from them, which
    puts the held-out families within reach by composition (``first_even`` → ``index_of_first_even``).
-6. **Held-out split**: about 2% of the functions, chosen by a hash of their text (stable across runs),
+6. **procgen** (``--procgen N``): programs of the procgen *training* distribution with their
+   descriptions and examples (``source="procgen"``), for the warm start of the shipped policy; the
+   held-out procgen splits never enter (the generator excludes their functions).
+7. **Held-out split**: about 2% of the functions, chosen by a hash of their text (stable across runs),
    get ``split="heldout"``; pre-training never trains on them and reports its held-out loss there.
 
 Output: JSONL, one function per line: ``text``, ``name``, ``file``, ``package``, ``license``, ``line``,
-``source`` (``stdlib``, ``site-packages`` or ``synthetic``), ``has_docstring``, ``split``.
+``source`` (``stdlib``, ``site-packages``, ``synthetic``, ``templates`` or ``procgen``), ``has_docstring``, ``split``;
+procgen records also have ``program`` (the DSL form, for the contamination check's functional test).
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ _COPYLEFT = ("GPL", "MPL", "MOZILLA", "EUPL", "CDDL", "EPL", "COPYLEFT")
 _STDLIB_SKIP = {"test", "tests", "idlelib", "turtledemo", "ensurepip", "site-packages", "__pycache__", "lib2to3"}
 _SKIP_DISTRIBUTIONS = {"codegym"}  # our own package holds the held-out fixture: never train on it
 _BODY_MATCH_MIN_NODES = 25
+PROCGEN_FIRST_LEVEL = 1_000_000  # corpus programs come from training levels far above those of procgen:train
 
 
 # ------------------------------------------------------------------------------------------
@@ -261,6 +266,7 @@ class CorpusStats:
     contaminated: int = 0
     synthetic: int = 0
     templates: int = 0
+    procgen: int = 0
     held_out_families: int = 0  # template families kept out (validation and test), with their synthetic variants
     heldout: int = 0
     per_package: dict[str, int] = field(default_factory=dict)
@@ -280,6 +286,7 @@ def build_corpus(
     heldout_permille: int = 20,
     decontaminate: Iterable[str] = ("humaneval", "mbpp", "simple"),
     templates: str | None = "train",
+    procgen: int = 0,
     seed: int = 0,
 ) -> CorpusStats:
     """Write the corpus JSONL to ``output`` and return what was kept and dropped.
@@ -291,7 +298,10 @@ def build_corpus(
     order) so that a few huge packages do not dominate; the standard library is not capped.
     ``templates``: the split of the bundled ``basic`` problems whose reference functions join the
     exercises, its other splits' template families staying out (also as synthetic variants); ``None``
-    adds no template and drops no synthetic family.
+    adds no template and drops no synthetic family. ``procgen``: this many problems of the procgen *training*
+    distribution (`codegym.procgen.level`, levels from `PROCGEN_FIRST_LEVEL` on, so not the levels of
+    ``procgen:train`` that RL trains on), each as its reference (prompt with description and examples, then the
+    body), ``source="procgen"``; no held-out procgen function can enter (the generator excludes them).
     """
     stats = CorpusStats()
     rng = random.Random(seed)
@@ -314,7 +324,7 @@ def build_corpus(
     output.parent.mkdir(parents=True, exist_ok=True)
     with open(output, "w", encoding="utf-8") as out:
 
-        def emit(name: str, text: str, file: str, package: str, license: str, line: int, source: str, doc: bool) -> bool:
+        def emit(name: str, text: str, file: str, package: str, license: str, line: int, source: str, doc: bool, **extra: str) -> bool:
             key = hashlib.sha1(re.sub(r"\s+", " ", text).strip().encode()).hexdigest()
             if key in seen:
                 stats.duplicates += 1
@@ -326,7 +336,7 @@ def build_corpus(
             split = "heldout" if _heldout(key, heldout_permille) else "train"
             stats.heldout += split == "heldout"
             record = {"text": text, "name": name, "file": file, "package": package, "license": license,
-                      "line": line, "source": source, "has_docstring": doc, "split": split}
+                      "line": line, "source": source, "has_docstring": doc, "split": split, **extra}
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
             stats.functions += 1
             return True
@@ -357,6 +367,13 @@ def build_corpus(
             stats.held_out_families = len(held_out)
         for name, text in synthetic.generate(synthetic_count, seed=seed, exclude_tasks=held_out):
             stats.synthetic += emit(name, text, "codegym/models/synthetic.py", "codegym-synthetic", "Apache-2.0", 0, "synthetic", True)
+        if procgen:
+            from codegym.procgen import level
+
+            for i in range(procgen):
+                p = level(PROCGEN_FIRST_LEVEL + i)
+                stats.procgen += emit(p.entry_point, p.reference, p.task_id, "codegym-procgen", "Apache-2.0", 0, "procgen", True,
+                                      program=p.metadata["program"])
     return stats
 
 

@@ -36,7 +36,8 @@ from codegym.models.corpus import read_corpus
 
 __all__ = ["EXERCISE_SOURCES", "encode_functions", "heldout_loss", "packed_batches", "pretrain"]
 
-EXERCISE_SOURCES = ("synthetic", "templates")  # corpus sources drawn at ``synthetic_fraction``; the rest is real code
+EXERCISE_SOURCES = ("synthetic", "templates")  # corpus sources drawn at ``synthetic_fraction``
+PROCGEN_SOURCE = "procgen"  # drawn at ``procgen_fraction``; the rest is real code
 
 
 def encode_functions(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[list[int]]:
@@ -45,11 +46,14 @@ def encode_functions(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -
     return [ids + [eof] for ids in tokenizer(list(texts))["input_ids"]]
 
 
-def packed_batches(real: Sequence[list[int]], synthetic: Sequence[list[int]], config: PretrainConfig) -> Iterator[torch.Tensor]:
+def packed_batches(
+    real: Sequence[list[int]], synthetic: Sequence[list[int]], config: PretrainConfig, procgen: Sequence[list[int]] = ()
+) -> Iterator[torch.Tensor]:
     """Endless ``[batch_size, context]`` blocks of packed functions; deterministic in ``config.seed``.
 
     Functions are drawn without replacement from each pool (reshuffled when exhausted), a synthetic
-    one with probability ``synthetic_fraction``.
+    one with probability ``synthetic_fraction``, a procgen one with probability ``procgen_fraction``
+    (with none, the draws are exactly those of a corpus without procgen programs).
     """
     rng = random.Random(config.seed)
 
@@ -59,13 +63,15 @@ def packed_batches(real: Sequence[list[int]], synthetic: Sequence[list[int]], co
             rng.shuffle(order)
             yield from (pool[i] for i in order)
 
-    pools = [cycle(real), cycle(synthetic) if synthetic else None]
+    pools = [cycle(real), cycle(synthetic) if synthetic else None, cycle(procgen) if procgen else None]
     share = config.synthetic_fraction if synthetic else 0.0
+    procgen_share = config.procgen_fraction if procgen else 0.0
     need = config.batch_size * config.context
     buffer: list[int] = []
     while True:
         while len(buffer) < need:
-            pool = pools[1] if rng.random() < share else pools[0]
+            draw = rng.random()
+            pool = pools[1] if draw < share else pools[2] if draw < share + procgen_share else pools[0]
             buffer.extend(next(pool))  # type: ignore[arg-type]
         block, buffer = buffer[:need], buffer[need:]
         yield torch.tensor(block, dtype=torch.long).view(config.batch_size, config.context)
@@ -116,11 +122,15 @@ def _tokenizer(output: Path, corpus: list[dict], config: PretrainConfig, path: s
     saved = output / "tokenizer"
     if (saved / "tokenizer.json").exists():
         return AutoTokenizer.from_pretrained(saved)
-    texts = [r["text"] for r in corpus if r["split"] == "train"]
+    texts = [r["text"] for r in corpus if r["split"] == "train" and r["source"] != PROCGEN_SOURCE]
     random.Random(config.seed).shuffle(texts)
     tokenizer = tok.train_tokenizer(texts[: config.tokenizer_functions], vocab_size=config.vocab_size)
     tok.save(tokenizer, saved)
     return tokenizer
+
+
+def _default_dir() -> Path:
+    return Path(__file__).resolve().parent / "default"
 
 
 def _precision(device: torch.device) -> tuple[torch.dtype | None, bool]:
@@ -141,12 +151,15 @@ def pretrain(
     resume: bool = False,
     device: str | None = None,
     progress: bool = True,
+    init: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Train a model as ``config`` says; write checkpoints to ``output/checkpoint`` and the result to ``output/final``.
 
     Returns the ``final`` directory, a Hugging Face model + tokenizer directory that `load_policy` accepts.
     ``resume=True`` continues from ``output/checkpoint``: same config, except that ``steps`` may be raised
-    to train longer (the learning-rate schedule then stretches to the new length).
+    to train longer (the learning-rate schedule then stretches to the new length). ``init``: a model
+    directory (or ``"default"``, the shipped policy) whose weights and tokenizer the run starts from
+    instead of random ones (a warm start; the optimizer and schedule start afresh).
     """
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -157,11 +170,18 @@ def pretrain(
     corpus = read_corpus(corpus_path)
     if not any(r["split"] == "train" for r in corpus):
         raise ValueError(f"{corpus_path}: no training functions; build one with `codegym build-corpus`")
+    if init is not None:
+        init = str(_default_dir()) if str(init) == "default" else str(init)
+        tokenizer_path = tokenizer_path or init
     tokenizer = _tokenizer(output, corpus, config, tokenizer_path)
     config = config.replace(vocab_size=len(tokenizer))
     train = [r for r in corpus if r["split"] == "train"]
-    real = encode_functions(tokenizer, [r["text"] for r in train if r["source"] not in EXERCISE_SOURCES])
+    real = encode_functions(tokenizer, [r["text"] for r in train if r["source"] not in (*EXERCISE_SOURCES, PROCGEN_SOURCE)])
     synthetic = encode_functions(tokenizer, [r["text"] for r in train if r["source"] in EXERCISE_SOURCES])
+    procgen = encode_functions(tokenizer, [r["text"] for r in train if r["source"] == PROCGEN_SOURCE]) if config.procgen_fraction else []
+    if config.procgen_fraction and not procgen:
+        raise ValueError(f"{corpus_path}: procgen_fraction is {config.procgen_fraction} but the corpus has no procgen programs; "
+                         "build it with `codegym build-corpus --procgen N`")
     heldout = encode_functions(tokenizer, [r["text"] for r in corpus if r["split"] == "heldout"][: config.eval_functions])
     if not real:
         real, synthetic = synthetic, []
@@ -176,6 +196,9 @@ def pretrain(
         state = torch.load(checkpoint / "trainer_state.pt", map_location=dev, weights_only=False)
         if _recipe(state["config"]) != _recipe(asdict(config)):
             raise ValueError(f"{checkpoint} was made with other options; resume with the same ones (only --steps may change)")
+    elif init is not None:
+        model = AutoModelForCausalLM.from_pretrained(init).to(dev)
+        state = None
     else:
         model = AutoModelForCausalLM.from_config(config.hf_config(**ids)).to(dev)
         state = None
@@ -194,8 +217,8 @@ def pretrain(
         start = state["step"]
 
     log_path = output / "training_log.jsonl"
-    (output / "pretrain_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
-    batches = packed_batches(real, synthetic, config)
+    (output / "pretrain_config.json").write_text(json.dumps({**asdict(config), "init": init}, indent=2) + "\n")
+    batches = packed_batches(real, synthetic, config, procgen)
     for _ in range(start):  # replay the data order up to the checkpoint: cheap index work, no model calls
         next(batches)
 
