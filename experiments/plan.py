@@ -46,7 +46,8 @@ class Preset:
         seeds: one run per seed per variant; tables show mean ± std over them.
         agent_preset: the agents' own preset (tiny, default, paper) under ``settings``.
         settings: agent settings shared by every agent (`codegym.agents.config.AgentConfig` keys).
-        budget: training episodes (completions run against tests) per run — the same for every agent.
+        budget: training episodes (completions run against tests) per run — the same for every agent
+            of a study unless its ``scale`` gives some agents a budget of their own (``budgets``).
         train: training data specs (`experiments.data`) of every variant that names none.
         train_limit: cap on every training set (first N after a fixed shuffle); None: no cap.
         eval_sets: evaluation set name → data specs; pass@k is computed per set.

@@ -135,7 +135,7 @@ def test_smoke_comparison_writes_every_table_and_plot(in_tmp):
     for agent in learners:  # pinned run directory layout (clm trains nothing, saves nothing)
         assert list((out / "runs").glob(f"{agent}-s0-*/checkpoint")), agent
     diffs = json.loads((out / "diff_agents.json").read_text())["rows"]
-    assert {(r["agent"], r["eval_set"]) for r in diffs} == {(a, s) for a in learners for s in preset.eval_sets}
+    assert {(r["agent"], r["eval_set"]) for r in diffs} == {(a, s) for a in learners for s in studies["agents"].eval}
     assert all(r["ci_low"] <= r["difference"] <= r["ci_high"] for r in diffs)
     assert (out / "learning_agents.png").is_file()
     with (out / "learning_agents.csv").open() as fh:
