@@ -209,6 +209,7 @@ def test_corpus_procgen_programs_and_warm_start(corpus_dir, tmp_path):
     procgen = [r for r in records if r["source"] == "procgen"]
     assert stats.procgen == len(procgen) > 30 and all(r["program"] and '"""' in r["text"] for r in procgen)
     assert not {fingerprint(parse(r["program"])) for r in procgen} & heldout_fingerprints()  # nothing of a held-out split
+    assert not Decontaminator().matches("from itertools import accumulate\n\n\ndef f(xs):\n    return list(accumulate(xs))\n")
     runner = CliRunner()
     first = runner.invoke(app, ["pretrain", "-c", str(corpus), "-o", str(tmp_path / "a"), "--preset", "tiny", "--steps", "2"])
     assert first.exit_code == 0, first.output
