@@ -9,7 +9,8 @@
 Agents: ``actor_critic`` (the paper's method), ``ppo_lm`` (PPO on the LM with a value head),
 ``ppo_sb3`` (Stable-Baselines3 PPO on ``codegym/CodeSynthesis-v0``), ``coderl`` (CodeRL-style
 critic-weighted policy gradient), ``grpo`` and ``rloo`` (critic-free policy gradients with a group
-baseline, `codegym.agents.critic_free`), ``clm`` (the pretrained LM, no RL). `evaluate_agent` measures
+baseline, `codegym.agents.critic_free`), ``rft`` (rejection-sampling fine-tuning on the policy's own
+passing samples: the compute-matched control, `codegym.agents.rft`), ``clm`` (the pretrained LM, no RL). `evaluate_agent` measures
 pass@k, `evaluate_repair` self-repair against resampling at the same budget; ``codegym train`` and ``codegym evaluate`` drive them from the command line.
 """
 

@@ -50,7 +50,7 @@ DISTRIBUTED_AGENTS = ("actor_critic", "grpo", "rloo")
 
 
 def train(
-    agent: str = typer.Option(..., "--agent", "-a", help="actor_critic, ppo_lm, ppo_sb3, coderl, grpo, rloo or clm."),
+    agent: str = typer.Option(..., "--agent", "-a", help="actor_critic, ppo_lm, ppo_sb3, coderl, grpo, rloo, rft or clm."),
     problems: str = typer.Option(..., "--problems", "-p", help="Problem source: a name (mbpp, humaneval, simple, basic) or a JSONL path."),
     split: Optional[str] = typer.Option(None, help="Train on this split only (default: every problem of the source)."),
     steps: int = typer.Option(100, help="Train until the agent has done this many steps in total (resumed runs included)."),

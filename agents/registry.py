@@ -21,6 +21,7 @@ AGENTS: dict[str, str] = {
     "coderl": "codegym.agents.coderl:CodeRL",
     "grpo": "codegym.agents.critic_free:GRPO",
     "rloo": "codegym.agents.critic_free:RLOO",
+    "rft": "codegym.agents.rft:RFT",
     "clm": "codegym.agents.clm:CLM",
 }
 

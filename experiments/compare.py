@@ -2,8 +2,8 @@
 
 Answers the questions of PAPER.md (one table each, see ``experiments/studies.yaml``) at the scale of
 a preset (``experiments/presets/``): ``smoke`` (CI), ``quick`` (the README's first command, minutes),
-``standard`` (about 35 minutes on 2 CPU cores, 3 seeds) and ``paper`` (a GPU and a real code model,
-``--model``). Results go to ``--out``: per-study tables (Markdown, CSV, JSON), plots (PNG + data),
+``standard`` (the procgen study, 3 seeds, hours on 2 CPU cores), ``tune`` (learning-rate sweeps on
+validation problems) and ``paper`` (a GPU and a real code model, ``--model``). Results go to ``--out``: per-study tables (Markdown, CSV, JSON), plots (PNG + data),
 ``report.md``, and ``runs/`` with every run's checkpoint, log and evaluation. Rerunning the same
 command resumes: finished runs and evaluations are read back, an interrupted run continues from its
 last checkpoint.
@@ -78,7 +78,7 @@ def run_comparison(
     from codegym.experiments.data import parse_spec, resolve
     from codegym.experiments.plan import load_preset, load_studies, plan
     from codegym.experiments.report import build_tables, write_outputs
-    from codegym.experiments.runner import RunContext, execute
+    from codegym.experiments.runner import RunContext, execute, passk_curve
 
     console = console or Console(stderr=True)
     preset = load_preset(preset_name)
@@ -130,7 +130,6 @@ def run_comparison(
             train_data=lambda specs: data(specs, preset.train_limit),
             eval_data=lambda name: data(preset.eval_sets[name], None),
             eval_specs=preset.eval_sets,
-            curve=preset.curve,
         )
         results: dict[str, dict[str, Any]] = {}
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
@@ -139,6 +138,17 @@ def run_comparison(
                 bar.update(overall, description=f"{run.agent} seed {run.seed}")
                 results[run.id] = execute(run, ctx)
                 bar.advance(overall)
+            by_id = {run.id: run for run in runs}
+            for table in build_tables(preset, all_studies, cells, results):  # pass@k curves of clm and the best RL agent, where asked for
+                labels = [label for label in table.passk_labels() if label is not None] if table.passk_spec else []
+                if len(labels) < 2:
+                    continue
+                spec = table.passk_spec
+                todo = [(c, name) for c in cells if c.study == table.study.name and c.label in labels for name in spec["sets"]]
+                curves = bar.add_task(f"{table.study.name}: pass@k curves", total=len(todo))
+                for cell, name in todo:
+                    results[cell.run_id].setdefault("passk", {})[name] = passk_curve(by_id[cell.run_id], ctx, name, int(spec["n"]), spec.get("limit"))
+                    bar.advance(curves)
     header = _header(preset, command, runs, results, time.perf_counter() - started)
     tables = build_tables(preset, all_studies, cells, results)
     report = write_outputs(tables, out, header, notes)
@@ -184,11 +194,11 @@ def _split(items: Optional[list[str]]) -> list[str] | None:
 
 
 def compare(
-    preset: str = typer.Option("quick", "--preset", help="smoke (CI, <1 min), quick (~5 min), standard (3 seeds, 2,048 samples per RQ1 run), tune (lr sweep on validation), paper (GPU, --model), or a YAML file."),
+    preset: str = typer.Option("quick", "--preset", help="smoke (CI, <1 min), quick (procgen study, ~7 min), standard (procgen study, 3 seeds, 4,096/2,048 samples per run), tune (lr sweeps on validation), paper (GPU, --model), or a YAML file."),
     agents: Optional[list[str]] = typer.Option(None, "--agents", help="Only these agents, comma-separated (default: every agent of the preset's studies)."),
     problems: Optional[list[str]] = typer.Option(None, "--problems", help="Training data specs, comma-separated, e.g. mbpp:train,basic:train@500 (default: the preset's)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Seeds, comma-separated, e.g. 0,1,2 (default: the preset's)."),
-    studies: Optional[list[str]] = typer.Option(None, "--studies", help="Studies to run, comma-separated: agents, data, critic, replay, rewards, tests (default: the preset's)."),
+    studies: Optional[list[str]] = typer.Option(None, "--studies", help="Studies to run, comma-separated: procgen, agents, data, critic, replay, rewards, tests, lr, procgen_lr (default: the preset's)."),
     model: Optional[str] = typer.Option(None, "--model", help="Initial policy: 'default' (shipped), a model directory or a hub name."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: runs/compare-PRESET). Rerun with the same one to resume."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Sandbox workers (default: one per CPU)."),

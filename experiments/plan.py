@@ -21,6 +21,7 @@ import yaml
 __all__ = ["Preset", "Run", "Study", "Variant", "available_presets", "load_preset", "load_studies", "plan"]
 
 DEFAULT_AGENT = "actor_critic"
+SCALE_KEYS = frozenset({"budget", "seeds", "budgets", "train", "curve", "passk"})
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -45,7 +46,8 @@ class Preset:
         seeds: one run per seed per variant; tables show mean ± std over them.
         agent_preset: the agents' own preset (tiny, default, paper) under ``settings``.
         settings: agent settings shared by every agent (`codegym.agents.config.AgentConfig` keys).
-        budget: training episodes (completions run against tests) per run — the same for every agent.
+        budget: training episodes (completions run against tests) per run — the same for every agent
+            of a study unless its ``scale`` gives some agents a budget of their own (``budgets``).
         train: training data specs (`experiments.data`) of every variant that names none.
         train_limit: cap on every training set (first N after a fixed shuffle); None: no cap.
         eval_sets: evaluation set name → data specs; pass@k is computed per set.
@@ -64,8 +66,12 @@ class Preset:
             with ``eval_sets``.
         agent_settings: agent name → settings for that agent only, on top of ``settings`` (below a
             study variant's own ``set``): where per-agent learning rates are recorded.
-        scale: study name → ``{budget: N, seeds: [...]}`` for studies run at another scale than the
-            preset's (the ablations of ``standard``); the report states it under the study's table.
+        scale: study name → the settings that study runs at instead of the preset's, any of
+            ``budget`` (N), ``seeds`` ([...]), ``budgets`` (agent name → N: a per-agent sample budget),
+            ``train`` (data specs of variants that name none), ``curve`` (as above) and ``passk``
+            (``{sets: [NAME, ...], n: N, limit: L}``: pass@k for k = 1…N from N samples on the first
+            L problems of each set, for clm and the study's best RL agent; see
+            `codegym.experiments.report`). The report states budgets and seeds under the study's table.
     """
 
     name: str
@@ -93,6 +99,23 @@ class Preset:
         own = self.scale.get(study) or {}
         return int(own.get("budget", self.budget)), tuple(own.get("seeds", self.seeds))
 
+    def agent_budget(self, study: str, agent: str) -> int:
+        """Training samples per run of ``agent`` in ``study`` (its own budget, else the study's)."""
+        return int(((self.scale.get(study) or {}).get("budgets") or {}).get(agent, self.study_scale(study)[0]))
+
+    def study_train(self, study: str) -> tuple[str, ...]:
+        """Training data specs of ``study``'s variants that name none."""
+        return tuple((self.scale.get(study) or {}).get("train") or self.train)
+
+    def study_curve(self, study: str) -> dict[str, Any]:
+        """The learning-curve settings of ``study`` (empty: none)."""
+        own = self.scale.get(study) or {}
+        return dict(own["curve"] if "curve" in own else self.curve)
+
+    def study_passk(self, study: str) -> dict[str, Any]:
+        """``study``'s pass@k-curve settings ({sets, n, limit}); empty: none."""
+        return dict((self.scale.get(study) or {}).get("passk") or {})
+
     @classmethod
     def from_dict(cls, name: str, data: dict[str, Any]) -> Preset:
         known = set(cls.__dataclass_fields__) - {"name"}
@@ -113,9 +136,17 @@ class Preset:
         if max(preset.eval["ks"]) > preset.eval["n"]:
             raise ValueError(f"preset {name!r}: every k of eval.ks must be at most eval.n={preset.eval['n']}")
         for study, own in preset.scale.items():
-            unknown_keys = sorted(set(own or {}) - {"budget", "seeds"})
+            unknown_keys = sorted(set(own or {}) - SCALE_KEYS)
             if unknown_keys:
-                raise ValueError(f"preset {name!r}: scale.{study} takes budget and seeds, not {', '.join(unknown_keys)}")
+                raise ValueError(f"preset {name!r}: scale.{study} takes {', '.join(sorted(SCALE_KEYS))}, not {', '.join(unknown_keys)}")
+            curve = (own or {}).get("curve")
+            if curve and curve.get("set") not in preset.eval_sets:
+                raise ValueError(f"preset {name!r}: scale.{study}.curve.set must name one of the evaluation sets ({', '.join(preset.eval_sets)})")
+            passk = (own or {}).get("passk")
+            if passk:
+                missing = [s for s in passk.get("sets", []) if s not in preset.eval_sets]
+                if missing or not passk.get("sets") or int(passk.get("n", 0)) < 1:
+                    raise ValueError(f"preset {name!r}: scale.{study}.passk needs sets (evaluation sets of the preset; not {', '.join(missing)}) and n >= 1")
         if preset.curve and preset.curve.get("set") not in preset.eval_sets:
             raise ValueError(f"preset {name!r}: curve.set must name one of the evaluation sets ({', '.join(preset.eval_sets)})")
         return preset
@@ -165,6 +196,8 @@ class Run:
     policy: str = ""
     """`codegym.models.digest.policy_digest` of the initial policy: a policy re-trained under the same
     name or path is another run."""
+    curve: dict[str, Any] = field(default_factory=dict)
+    """The learning curve (`Preset.curve`) this run records; not part of the run's key, like its evaluation sets."""
 
     @property
     def key(self) -> dict[str, Any]:
@@ -264,9 +297,11 @@ def plan(preset: Preset, studies: dict[str, Study], agents: list[str] | None = N
                 continue
             overrides = {**preset.settings, **preset.agent_settings.get(variant.agent, {}), **variant.settings}
             settings = resolved_settings(variant.agent, preset.agent_preset, overrides)
-            budget, seeds = preset.study_scale(name)
+            _, seeds = preset.study_scale(name)
+            budget = preset.agent_budget(name, variant.agent)
             for seed in seeds:
-                run = Run(variant.agent, settings, variant.train or preset.train, seed, budget, study_eval_sets(study, preset), policy)
+                run = Run(variant.agent, settings, variant.train or preset.study_train(name), seed, budget, study_eval_sets(study, preset),
+                          policy, preset.study_curve(name))
                 if run.id in runs:  # the same run serves several studies: evaluate it on all their sets
                     merged = runs[run.id].eval_sets + tuple(s for s in run.eval_sets if s not in runs[run.id].eval_sets)
                     run = replace(runs[run.id], eval_sets=merged)

@@ -10,11 +10,17 @@ Per study ``S`` (one of the paper's questions) the output directory gets:
 - ``wallclock_S.png`` (+ ``wallclock_S.csv``): training and evaluation seconds per variant;
 - ``data_size.png`` (+ ``data_size.csv``) when the RQ2 size curve ran: pass@k against the number of
   generated training problems;
-- ``diff_S.md`` / ``.json`` when the study has a ``clm`` variant: each other variant's pass@1 minus
-  clm's per evaluation set, with a paired bootstrap 95% interval over problems × seeds
-  (`codegym.experiments.bootstrap`);
+- ``diff_S.md`` / ``.json`` when the study has a ``clm`` or an ``rft`` variant (`BASELINES`): each
+  other variant's pass@1 minus the baseline's per evaluation set, with a paired bootstrap 95%
+  interval over problems × seeds (`codegym.experiments.bootstrap`); each row's ``baseline`` says
+  which (rft, the rejection-sampling control, is compared with the RL agents, not with clm twice);
 - ``learning_S.png`` (+ ``learning_S.csv``) when the preset asks for learning curves: held-out
-  pass@1 against training samples per variant, mean over seeds with a ± std band.
+  pass@1 against training samples per variant, mean over seeds with a ± std band;
+- ``passk_curves_S.json`` / ``.png`` / ``.csv`` when the preset gives the study a ``passk`` scale:
+  pass@k for k = 1…n of clm and of the study's best RL agent (highest mean pass@1 on the first
+  ``passk`` set) on each ``passk`` set, mean over seeds, classified after Yue et al. (2025):
+  ``capability`` when the RL agent's pass@n is at least clm's, ``sharpening`` when clm overtakes it
+  at large k (RL narrows what the policy samples rather than adding what it can solve).
 
 Evaluation sets named in `IN_DISTRIBUTION` are marked as such in every Markdown table: their tasks
 are template families of the pretraining corpus (``python -m codegym.experiments.contamination``),
@@ -38,6 +44,10 @@ IN_DISTRIBUTION = {"simple": "every task of `simple` is a template family of the
 """Evaluation set name → why it is in-distribution for the shipped policy (marked in every Markdown table)."""
 
 BASELINE = "clm"
+BASELINES = ("clm", "rft")
+"""Agents every other variant of a study is compared with in ``diff_S`` (those the study has)."""
+RL_AGENTS = ("actor_critic", "ppo_lm", "ppo_sb3", "coderl", "grpo", "rloo")
+"""The reinforcement-learning agents: the candidates for the "best RL agent" of the pass@k curves."""
 
 
 def display(column: str) -> str:
@@ -74,6 +84,9 @@ class StudyTable:
         self.curves: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(dict)  # label -> seed -> points
         self.scale = preset.study_scale(study.name)
         self.budget = self.scale[0]
+        self.budgets = {label: preset.agent_budget(study.name, self.agents[label]) for label in self.labels}
+        self.passk_spec = preset.study_passk(study.name)
+        self.passk_runs: dict[str, dict[str, dict[int, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))  # label -> set -> seed -> summary
         for cell in cells:
             if cell.study != study.name:
                 continue
@@ -92,13 +105,59 @@ class StudyTable:
             for name in self.eval_sets:
                 if result.get("per_task", {}).get(name):
                     self.per_task[cell.label][name][cell.seed] = result["per_task"][name]
+            for name, summary in (result.get("passk") or {}).items():
+                self.passk_runs[cell.label][name][cell.seed] = summary
             if result.get("curve"):
                 points = sorted(result["curve"], key=lambda e: e["target"])
                 spec = points[0]["spec"]
                 final = list(result.get("per_task", {}).get(spec["set"], {}).values())[: spec.get("limit") or None]
                 if final:  # the point at the budget: the final evaluation, on the same problems
-                    points.append({"target": self.budget, "pass@1": statistics.fmean(final), "spec": spec})
+                    points.append({"target": result["budget"], "pass@1": statistics.fmean(final), "spec": spec})
                 self.curves[cell.label][cell.seed] = points
+
+    def passk_labels(self) -> tuple[str | None, str | None]:
+        """(clm's label, the best RL agent's label): the `RL_AGENTS` variant with the highest mean pass@1
+        on the first ``passk`` set (ties: the first in table order); None where the study has none."""
+        base = next((label for label in self.labels if self.agents[label] == BASELINE), None)
+        sets = self.passk_spec.get("sets") or []
+        column = f"{sets[0]} pass@1" if sets else ""
+        scored = [label for label in self.labels if self.agents[label] in RL_AGENTS and self.rows[label][column]]
+        best = max(scored, key=lambda label: _mean_std(self.rows[label][column])[0], default=None)
+        return base, best
+
+    @property
+    def passk(self) -> dict[str, Any]:
+        """The pass@k curves of clm and the best RL agent on each ``passk`` set, classified (empty: none measured)."""
+        base, best = self.passk_labels()
+        if not self.passk_spec or base is None or best is None:
+            return {}
+        n = int(self.passk_spec["n"])
+        ks = list(range(1, n + 1))
+        sets = []
+        for name in self.passk_spec["sets"]:
+            curves: dict[str, Any] = {}
+            for role, label in (("clm", base), ("rl", best)):
+                runs = self.passk_runs[label][name]
+                if not runs:
+                    break
+                stats = [_mean_std([float(runs[seed][f"pass@{k}"]) for seed in sorted(runs)]) for k in ks]
+                curves[role] = [m for m, _ in stats]
+                curves[f"{role}_std"] = [d for _, d in stats]
+                curves[f"{role}_seeds"] = len(runs)
+                curves["problems"] = next(iter(runs.values()))["n_problems"]
+            if "rl" not in curves:
+                continue
+            rl, clm = curves["rl"], curves["clm"]
+            behind = next((k for k, a, b in zip(ks, rl, clm) if b >= a), None) if rl[0] > clm[0] else None
+            sets.append({"eval_set": name, "ks": ks, **curves, "rl_minus_clm_at_1": rl[0] - clm[0], f"rl_minus_clm_at_{n}": rl[-1] - clm[-1],
+                         "rl_wins_at_1": rl[0] > clm[0], "crossover_k": behind,
+                         "classification": "capability" if rl[-1] >= clm[-1] else "sharpening"})  # fmt: skip
+        if not sets:
+            return {}
+        candidates = [label for label in self.labels if self.agents[label] in RL_AGENTS]
+        return {"study": self.study.name, "agent": self.agents[best], "variant": best, "baseline": BASELINE, "n": n,
+                "limit": self.passk_spec.get("limit"), "selected_by": f"highest mean {self.passk_spec['sets'][0]} pass@1 among {', '.join(candidates)}",
+                "rule": f"capability: the RL agent's pass@{n} >= clm's; sharpening: clm's pass@{n} is higher (Yue et al. 2025)", "sets": sets}  # fmt: skip
 
     @property
     def columns(self) -> list[str]:
@@ -134,17 +193,27 @@ class StudyTable:
 
 
 def differences(table: StudyTable, resamples: int = 2000) -> list[dict[str, Any]]:
-    """Each variant's pass@1 minus the ``clm`` variant's, per evaluation set, paired over the problems and
-    seeds both were evaluated on, with a bootstrap 95% interval; empty when the study has no clm variant."""
+    """Each variant's pass@1 minus each baseline variant's (`BASELINES`: clm, then rft), per evaluation
+    set, paired over the problems and seeds both were evaluated on, with a bootstrap 95% interval.
+
+    A baseline is not compared again with the baselines before it (rft − clm appears once, against
+    clm). Empty when the study has no baseline variant."""
+    out = []
+    done: list[str] = []
+    for agent in BASELINES:
+        base = next((label for label in table.labels if table.agents[label] == agent), None)
+        if base is None:
+            continue
+        out += _differences_to(table, base, [label for label in table.labels if label != base and label not in done], resamples)
+        done.append(base)
+    return out
+
+
+def _differences_to(table: StudyTable, base: str, labels: list[str], resamples: int) -> list[dict[str, Any]]:
     from codegym.experiments.bootstrap import paired_bootstrap
 
-    base = next((label for label in table.labels if table.agents[label] == BASELINE), None)
-    if base is None:
-        return []
     out = []
-    for label in table.labels:
-        if label == base:
-            continue
+    for label in labels:
         for name in table.eval_sets:
             mine, theirs = table.per_task[label][name], table.per_task[base][name]
             seeds = sorted(set(mine) & set(theirs))
@@ -152,15 +221,20 @@ def differences(table: StudyTable, resamples: int = 2000) -> list[dict[str, Any]
             if not tasks:
                 continue
             diff = paired_bootstrap([[mine[s][t] for s in seeds] for t in tasks], [[theirs[s][t] for s in seeds] for t in tasks], resamples=resamples)
-            out.append({"study": table.study.name, "variant": label, "agent": table.agents[label], "baseline": base, "eval_set": name,
+            out.append({"study": table.study.name, "variant": label, "agent": table.agents[label], "baseline": table.agents[base], "eval_set": name,
                         "column": f"{name} pass@1", "difference": diff.mean, "ci_low": diff.low, "ci_high": diff.high,
                         "level": diff.level, "problems": diff.problems, "seeds": diff.seeds, "excludes_zero": diff.excludes_zero})  # fmt: skip
     return out
 
 
 def _differences_markdown(table: StudyTable, rows: list[dict[str, Any]]) -> str:
+    """One table per baseline."""
+    return "\n\n".join(_baseline_markdown(table, [r for r in rows if r["baseline"] == b], b) for b in dict.fromkeys(r["baseline"] for r in rows))
+
+
+def _baseline_markdown(table: StudyTable, rows: list[dict[str, Any]], baseline: str) -> str:
     sets = [s for s in table.eval_sets if any(r["eval_set"] == s for r in rows)]
-    header = "| variant | " + " | ".join(display(f"{s} pass@1") + " − clm" for s in sets) + " |"
+    header = "| variant | " + " | ".join(display(f"{s} pass@1") + f" − {baseline}" for s in sets) + " |"
     body = []
     for label in dict.fromkeys(r["variant"] for r in rows):
         cells = []
@@ -170,7 +244,7 @@ def _differences_markdown(table: StudyTable, rows: list[dict[str, Any]]) -> str:
         body.append(f"| {label} | " + " | ".join(cells) + " |")
     sizes = ", ".join(f"{s} {next(r['problems'] for r in rows if r['eval_set'] == s)}" for s in sets)
     return "\n".join([
-        f"Difference to clm in pass@1 (mean over problems and seeds), with a paired bootstrap 95% interval that resamples problems "
+        f"Difference to {baseline} in pass@1 (mean over problems and seeds), with a paired bootstrap 95% interval that resamples problems "
         f"({sizes}) and seeds ({rows[0]['seeds']}); * marks an interval that excludes 0.",
         "", header, "|---|" + "---|" * len(sets), *body,
     ])  # fmt: skip
@@ -219,6 +293,50 @@ def _learning_curves(table: StudyTable, out: Path) -> list[str]:
     plt.close(fig)
     _write_csv(out / f"learning_{name}.csv", rows)
     return [f"learning_{name}.png"]
+
+
+def _passk_curves(table: StudyTable, out: Path) -> list[str]:
+    """``passk_curves_S.json`` / ``.csv`` / ``.png``: pass@k against k for clm and the best RL agent, per set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = table.passk
+    name = table.study.name
+    (out / f"passk_curves_{name}.json").write_text(json.dumps(data, indent=2))
+    rows = [{"eval_set": s["eval_set"], "agent": agent, "k": k, "pass@k_mean": s[role][i], "pass@k_std": s[f"{role}_std"][i], "seeds": s[f"{role}_seeds"]}
+            for s in data["sets"] for role, agent in (("clm", BASELINE), ("rl", data["agent"])) for i, k in enumerate(s["ks"])]  # fmt: skip
+    _write_csv(out / f"passk_curves_{name}.csv", rows)
+    fig, axes = plt.subplots(1, len(data["sets"]), figsize=(5 * len(data["sets"]), 4), squeeze=False)
+    for ax, s in zip(axes[0], data["sets"]):
+        for role, agent in (("clm", BASELINE), ("rl", data["agent"])):
+            mean, std = s[role], s[f"{role}_std"]
+            ax.plot(s["ks"], mean, label=agent)
+            ax.fill_between(s["ks"], [m - d for m, d in zip(mean, std)], [m + d for m, d in zip(mean, std)], alpha=0.15)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("k")
+        ax.set_ylabel(f"pass@k ({s['problems']} problems, n = {data['n']})")
+        ax.set_title(f"{s['eval_set']}: {s['classification']}", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / f"passk_curves_{name}.png", dpi=110)
+    plt.close(fig)
+    return [f"passk_curves_{name}.png"]
+
+
+def _passk_markdown(table: StudyTable) -> str:
+    data = table.passk
+    n = data["n"]
+    lines = [f"pass@k curves, k = 1…{n}, from {n} samples per problem: clm against {data['variant']} (the best RL agent, by {data['selected_by']}); "
+             f"mean over seeds. {data['rule']}.", "",
+             f"| eval set | problems | clm pass@1 | {data['variant']} pass@1 | clm pass@{n} | {data['variant']} pass@{n} | clm catches up at k | reading |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for s in data["sets"]:
+        lines.append(f"| {s['eval_set']} | {s['problems']} | {s['clm'][0]:.3f} | {s['rl'][0]:.3f} | {s['clm'][-1]:.3f} | {s['rl'][-1]:.3f} | "
+                     f"{s['crossover_k'] or '–'} | {s['classification']}{'' if s['rl_wins_at_1'] else ' (but no gain at pass@1)'} |")  # fmt: skip
+    return "\n".join(lines)
 
 
 def build_tables(preset: Preset, studies: dict[str, Study], cells: list[Cell], results: dict[str, dict[str, Any]]) -> list[StudyTable]:
@@ -341,11 +459,17 @@ def write_outputs(tables: list[StudyTable], out: Path, header: str, notes: list[
         diffs = differences(table)
         text = table.markdown()
         if diffs:
-            (out / f"diff_{name}.json").write_text(json.dumps({"study": name, "baseline": BASELINE, "rows": diffs}, indent=2))
+            baselines = list(dict.fromkeys(r["baseline"] for r in diffs))
+            (out / f"diff_{name}.json").write_text(json.dumps({"study": name, "baselines": baselines, "rows": diffs}, indent=2))
             (out / f"diff_{name}.md").write_text(_differences_markdown(table, diffs) + "\n")
             text += "\n\n" + _differences_markdown(table, diffs)
         budget, seeds = table.scale
-        text += f"\n\nThis study: {budget} training samples per run, seeds {', '.join(map(str, seeds))}."
+        own = {label: b for label, b in table.budgets.items() if b != budget}
+        text += f"\n\nThis study: {budget} training samples per run" + (f" ({', '.join(f'{k}: {v}' for k, v in own.items())})" if own else "")
+        text += f", seeds {', '.join(map(str, seeds))}."
+        if table.passk:
+            images += _passk_curves(table, out)
+            text += "\n\n" + _passk_markdown(table)
         marked = [s for s in table.eval_sets if s in IN_DISTRIBUTION]
         text += "".join(f"\n\n`{s}` is in-distribution: {IN_DISTRIBUTION[s]}." for s in marked)
         sections.append(f"## {table.study.title}\n\n{text}\n\n" + "\n".join(f"![{i}]({i})" for i in images))

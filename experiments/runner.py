@@ -10,9 +10,12 @@ Everything a run produces lives in ``OUT/runs/RUN_ID/``:
 - ``curve.jsonl``: the learning curve, when the preset asks for one: pass@1 on the first ``limit``
   problems of the curve set at a few points during training (one line per point). Training stops at
   each point, evaluates, and goes on. The initial policy's point (0 samples) is evaluated once per
-  seed and shared by every run (``runs/initial-sSEED-curve.json``, reused only for the same policy
-  weights and tokenizer: `codegym.models.digest`); the last point, at the budget, is read from the
-  final evaluation of that set, so the curve costs ``points - 1`` small evaluations.
+  seed and curve set and shared by every run (``runs/initial-sSEED-SET-curve.json``, reused only for the same
+  policy weights and tokenizer: `codegym.models.digest`); the last
+  point, at the budget, is read from the final evaluation of that set, so the curve costs
+  ``points - 1`` small evaluations;
+- ``eval/passk-SET.json`` and ``.jsonl``: pass@k for k = 1…n on the first problems of a set, for the
+  pass@k curves of a study (`passk_curve`; only clm's and the best RL agent's runs get one).
 
 A rerun skips every file that is already there, so ``codegym compare`` resumes where it stopped.
 """
@@ -33,7 +36,7 @@ from codegym.models.digest import policy_digest
 from codegym.problems import Problem
 from codegym.experiments.plan import Run
 
-__all__ = ["RunContext", "execute"]
+__all__ = ["RunContext", "execute", "passk_curve"]
 
 
 @dataclass
@@ -50,8 +53,6 @@ class RunContext:
     train_data: Callable[[tuple[str, ...]], list[Problem]]
     eval_data: Callable[[str], list[Problem]]
     eval_specs: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    curve: dict[str, Any] = field(default_factory=dict)
-    """The preset's ``curve`` (set, n, points): empty for no learning curve."""
 
     def eval_spec(self, name: str) -> dict[str, Any]:
         """What an evaluation on set ``name`` depends on: a saved one with another spec is redone."""
@@ -109,7 +110,7 @@ def _train(run: Run, directory: Path, ctx: RunContext, on_step: Callable[[], Non
             fh.write(json.dumps(entry) + "\n")
         on_step()
 
-    targets = curve_points(run.budget, ctx.curve)
+    targets = curve_points(run.budget, run.curve)
     _curve_point(agent, directory, ctx, run, 0)
     if isinstance(agent, LMAgent):  # a fixed number of episodes per step: one `fit` per curve segment, so sampling overlaps execution
         per_step = agent.config.batch_problems * agent.config.samples_per_problem
@@ -143,13 +144,15 @@ def curve_points(budget: int, curve: dict[str, Any]) -> list[int]:
 
 def _curve_point(agent: Any, directory: Path, ctx: RunContext, run: Run, target: int) -> None:
     """Evaluate pass@1 on the curve set once ``target`` training samples are reached (kept in curve.jsonl)."""
-    if not ctx.curve or not ctx.curve.get("points") or target >= run.budget:
+    curve = run.curve
+    if not curve or not curve.get("points") or target >= run.budget:
         return
     from codegym.agents import evaluate_agent
 
     path = directory / "curve.jsonl"
-    shared = ctx.out / "runs" / f"initial-s{run.seed}-curve.json"  # the initial policy: evaluated once per seed, shared by all runs
-    spec = {"set": ctx.curve["set"], "data": list(ctx.eval_specs[ctx.curve["set"]]), "n": int(ctx.curve["n"]), "limit": ctx.curve.get("limit"),
+    # the initial policy: evaluated once per seed and curve set, shared by all runs
+    shared = ctx.out / "runs" / f"initial-s{run.seed}-{curve['set'].replace(':', '-')}-curve.json"
+    spec = {"set": curve["set"], "data": list(ctx.eval_specs[curve["set"]]), "n": int(curve["n"]), "limit": curve.get("limit"),
             "temperature": ctx.eval_temperature}  # fmt: skip
     done = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
     if any(e["target"] == target and e["spec"] == spec for e in done):
@@ -163,7 +166,7 @@ def _curve_point(agent: Any, directory: Path, ctx: RunContext, run: Run, target:
             with path.open("a") as fh:
                 fh.write(json.dumps({k: v for k, v in initial.items() if k not in ("model", "policy")}) + "\n")
             return
-    problems = ctx.eval_data(ctx.curve["set"])[: ctx.curve.get("limit") or None]
+    problems = ctx.eval_data(curve["set"])[: curve.get("limit") or None]
     per_task = directory / "eval" / f"curve-{target}.jsonl"
     summary = evaluate_agent(agent, problems, n=spec["n"], ks=[1], executor=ctx.executor, out=per_task, temperature=ctx.eval_temperature, seed=run.seed)
     entry = {"target": target, "samples": agent.timing["episodes"] if agent.learns else target, "pass@1": summary["pass@1"], "spec": spec}
@@ -195,6 +198,27 @@ def execute(run: Run, ctx: RunContext, on_step: Callable[[], None] = lambda: Non
         summary["spec"] = ctx.eval_spec(name)
         _write_json(directory / "eval" / f"{name}.json", summary)
     return collect(run, directory)
+
+
+def passk_curve(run: Run, ctx: RunContext, name: str, n: int, limit: int | None) -> dict[str, Any]:
+    """pass@k for every k = 1…``n`` from ``n`` samples per problem on the first ``limit`` problems of
+    evaluation set ``name``, by the trained agent of a finished run (read back when done before)."""
+    from codegym.agents import evaluate_agent
+
+    directory = ctx.out / "runs" / run.id
+    path = directory / "eval" / f"passk-{name}.json"
+    spec = {"data": list(ctx.eval_specs[name]), "n": n, "limit": limit, "temperature": ctx.eval_temperature}
+    saved = _read_json(path)
+    if saved and saved.get("spec") == spec:
+        return saved
+    agent = _train(run, directory, ctx, lambda: None)  # a finished run: its checkpoint (clm: the initial policy)
+    problems = ctx.eval_data(name)[: limit or None]
+    start = time.perf_counter()
+    summary = evaluate_agent(agent, problems, n=n, ks=range(1, n + 1), executor=ctx.executor, out=directory / "eval" / f"passk-{name}.jsonl",
+                             temperature=ctx.eval_temperature, seed=run.seed)  # fmt: skip
+    summary.update(eval_s=round(time.perf_counter() - start, 3), spec=spec)
+    _write_json(path, summary)
+    return summary
 
 
 def collect(run: Run, directory: Path) -> dict[str, Any]:

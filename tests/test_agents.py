@@ -211,7 +211,7 @@ def test_train_and_evaluate_commands(toy, in_tmp):
 # -- every agent: train, checkpoint, load, evaluate --------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["actor_critic", "ppo_lm", "coderl", "grpo", "rloo", "ppo_sb3", "clm"])
+@pytest.mark.parametrize("name", ["actor_critic", "ppo_lm", "coderl", "grpo", "rloo", "rft", "ppo_sb3", "clm"])
 def test_every_agent_trains_saves_loads_and_evaluates(toy, executor, in_tmp, name):
     overrides = {"batch_problems": 1, "samples_per_problem": 4, "max_new_tokens": 8} if name != "ppo_sb3" else {"max_new_tokens": 8}
     agent = agents.make(name, policy=copy.deepcopy(toy), preset="tiny", **overrides)
@@ -224,12 +224,65 @@ def test_every_agent_trains_saves_loads_and_evaluates(toy, executor, in_tmp, nam
     assert len((in_tmp / "eval.jsonl").read_text().splitlines()) == 2
 
 
-@pytest.mark.parametrize("name", ["ppo_lm", "coderl"])
+@pytest.mark.parametrize("name", ["ppo_lm", "coderl", "rft"])
 def test_lm_baselines_raise_toy_pass_rate(toy, executor, in_tmp, name):
     agent = agents.make(name, policy=copy.deepcopy(toy), preset="tiny", batch_problems=1, samples_per_problem=16, max_new_tokens=8, lr=1e-3 if name == "ppo_lm" else 3e-3)
     before = toy_pass_rate(agent, executor)
     agent.fit(toy_problems(1), 8, executor=executor)
     assert toy_pass_rate(agent, executor) > before + 0.15
+
+
+# -- rft: rejection-sampling fine-tuning ------------------------------------------------------
+
+
+def test_rft_fine_tunes_only_on_distinct_passing_samples(toy, executor, in_tmp, monkeypatch):
+    from codegym.agents.replay import normalized_ast
+
+    problems = toy_problems(2)
+    # A reward that says the opposite of the tests: RFT must keep what passes, whatever the reward says.
+    inverted = lambda result: 0.0 if result.passed else 1.0  # noqa: E731
+    agent = agents.make("rft", policy=copy.deepcopy(toy), preset="tiny", batch_problems=2, samples_per_problem=16, max_new_tokens=8,
+                        reward=inverted, pipeline=False, max_per_problem=0, sft_batch_size=64)  # fmt: skip
+    rollouts, trained = [], []
+    keep, lm_loss = agent.keep, agent.lm_loss
+    monkeypatch.setattr(agent, "keep", lambda rollout: (rollouts.append(rollout), keep(rollout))[1])
+    monkeypatch.setattr(agent, "lm_loss", lambda samples: (trained.append(list(samples)), lm_loss(samples))[1])
+    history = agent.fit(problems, 2, executor=executor)
+    by_id = {p.task_id: p for p in problems}
+    for rollout, rows, metrics in zip(rollouts, trained, history):
+        passing = {(p.task_id, normalized_ast(p.program(s.text))) for p, s, r in zip(rollout.problems, rollout.samples, rollout.results) if r.passed}
+        assert passing and sum(r.passed for r in rollout.results) > len(passing)  # this seed draws duplicates, so the check bites
+        keys = [(e.task_id, normalized_ast(by_id[e.task_id].program(e.completion))) for e in rows]
+        assert len(keys) == len(set(keys)) and set(keys) == passing  # every distinct passing sample, once; nothing else
+        assert all(e.outcome == "passed" and e.reward == 0.0 for e in rows)
+        assert metrics["sft_samples"] == len(passing) and metrics["duplicates"] == sum(r.passed for r in rollout.results) - len(passing)
+        assert all(e.completion.strip() == f"return {int(e.task_id.split('/')[1]) % 4}" for e in rows)  # what the toy's tests accept
+        sampled = {tuple(s.token_ids) for s in rollout.samples}
+        assert all(tuple(e.token_ids) in sampled for e in rows)  # the sampled ids themselves, not re-tokenized text
+
+
+def test_rft_pools_samples_over_collect_steps_and_caps_them_per_problem(toy, executor, in_tmp):
+    agent = agents.make("rft", policy=copy.deepcopy(toy), preset="tiny", batch_problems=1, samples_per_problem=16, max_new_tokens=8,
+                        collect_steps=2, max_per_problem=1)  # fmt: skip
+    first, second = agent.fit(toy_problems(1), 2, executor=executor)
+    assert "sft_samples" not in first and first["pool"] == 1  # one distinct passing program; pooled, not trained on yet
+    assert second["sft_samples"] == 1 and second["pool"] == 0 and math.isfinite(second["lm_loss"])
+
+
+def test_rft_save_load_round_trips_weights_optimizer_and_pool(toy, executor, in_tmp):
+    agent = agents.make("rft", policy=copy.deepcopy(toy), preset="tiny", batch_problems=1, samples_per_problem=16, max_new_tokens=8, collect_steps=2, lr=3e-3)
+    initial = {k: v.clone() for k, v in agent.model.state_dict().items()}
+    agent.fit(toy_problems(1), 3, executor=executor, checkpoint_dir=in_tmp / "ck")  # ends with a pool waiting for its fine-tuning
+    loaded = agents.load(in_tmp / "ck")
+    assert isinstance(loaded, type(agent)) and loaded.steps_done == 3 and loaded.config.collect_steps == 2
+    weights = agent.model.state_dict()
+    assert any(not torch.equal(initial[k], v) for k, v in weights.items())  # it trained
+    assert all(torch.equal(loaded.model.state_dict()[k], v) for k, v in weights.items())
+    assert loaded.pool == agent.pool and len(loaded.pool) == 1
+    assert loaded.optimizer.state_dict()["state"].keys() == agent.optimizer.state_dict()["state"].keys()
+    prompts = [toy_problems(1)[0].prompt]
+    assert loaded.generate(prompts, 4, seed=1) == agent.generate(prompts, 4, seed=1)
+    assert loaded.fit(toy_problems(1), 1, executor=executor)[0]["sft_samples"] >= 1  # the saved pool is trained on after resuming
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
