@@ -119,9 +119,14 @@ def test_dict_reward_reaches_training_log_and_unnamed_reward_cannot_be_saved(tmp
         return {"score": float(result.passed), "body_chars": float(len(completion))}
 
     agent = agents.make("actor_critic", preset="tiny", critic="none", reward=shaped, batch_problems=1, samples_per_problem=2, max_new_tokens=8)
+    rollouts = []
+    collect = agent._collect
+    agent._collect = lambda pending: (rollouts.append(collect(pending)), rollouts[-1])[1]
     with Executor(workers=1) as ex:
         history = agent.fit("simple", steps=1, executor=ex)
-    assert "body_chars" in history[0] and history[0]["body_chars"] >= 0
+    texts = [s.text for s in rollouts[0].samples]
+    assert len(texts) == 2 and history[0]["body_chars"] == pytest.approx(sum(map(len, texts)) / 2)  # the mean over the step's samples
+    del agent._collect
     with pytest.raises(ValueError, match="register it first"):
         agent.save(tmp_path / "unnamed")
     assert not (tmp_path / "unnamed").exists()
@@ -141,7 +146,10 @@ def test_envs_score_through_the_seam_with_dict_rewards(executor):
 
     from codegym.envs import CodeSynthesisSeqEnv, CodeSynthesisVectorEnv
 
+    seen: list[str] = []
+
     def shaped(problem, completion, result):
+        seen.append(completion)
         return {"score": result.pass_ratio, "chars": len(completion)}
 
     env = CodeSynthesisSeqEnv(problems=[ADD], split=None, reward=shaped, executor=executor)
@@ -150,5 +158,8 @@ def test_envs_score_through_the_seam_with_dict_rewards(executor):
     assert terminated and reward == 1.0 and info["reward_info"] == {"chars": float(len(BODY))}
     vec = CodeSynthesisVectorEnv(2, executor=executor, problems=[ADD], split=None, reward=shaped, max_new_tokens=1)
     vec.reset(seed=0)
+    seen.clear()
     _, rewards, terminated, truncated, infos = vec.step(np.array([5, 6]))
-    assert (terminated | truncated).all() and "reward_info" in infos
+    assert (terminated | truncated).all() and len(seen) == 2
+    assert [dict(infos["reward_info"][i]) for i in range(2)] == [{"chars": float(len(c))} for c in seen]  # each episode's own metrics
+    assert [float(r) for r in rewards] == [float(r) for r in infos["pass_ratio"]]  # the dict's "score" is the reward
