@@ -1,9 +1,13 @@
 """Hostile programs: each must end without a pass, within its time limit, leave no process behind,
 and leave the pool able to pass a correct program right after.
 
-The programs are given a test whose expected value they cannot know in advance (``f(7) == 5040``)
-and a wrong or missing ``f``: the only way to "pass" would be to break the sandbox or forge the
-verdict. All of them run from a temporary directory (the ``in_tmp`` fixture).
+The programs are given a test whose expected value they cannot know in advance (``f(7) == 5040``).
+Attacks on the verdict (forged output or frames, lying ``__eq__``, tampering with the harness) come
+with a wrong or missing ``f``: the only way to "pass" would be to forge the verdict. Attacks on a
+limit or on the result channel (memory, CPU, exiting or crashing before the tests, garbage on or
+closing the channel, killing the worker) come with the *correct* ``f``, so "not passed" is not
+free: without the protection they would pass. All of them run from a temporary directory (the
+``in_tmp`` fixture).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ SLACK = 4.0  # the parent's own grace plus process start-up on a loaded machine
 
 ATTACKS: dict[str, str] = {
     "infinite_loop": "def f(n):\n    while True:\n        pass\n",
-    "sleep_past_timeout": "import time\n\ndef f(n):\n    time.sleep(60)\n",
+    "sleep_past_timeout": "import math, time\n\ndef f(n):\n    time.sleep(60)\n    return math.factorial(n)\n",
     "fork_bomb": """
         import os
         while True:
@@ -42,13 +46,13 @@ ATTACKS: dict[str, str] = {
         while True:
             threading.Thread(target=time.sleep, args=(100,), daemon=True).start()
     """,
-    "memory_bomb_at_once": "x = bytearray(64 * 1024 ** 3)\ndef f(n):\n    return 5040\n",
+    "memory_bomb_at_once": CORRECT + "x = bytearray(2 * 1024 ** 3)\n",  # over RLIMIT_AS (1 GiB), within this machine
     "memory_bomb_growing": """
         chunks = []
         while True:
             chunks.append(bytearray(50 * 1024 ** 2))
     """,
-    "huge_power": "x = 10 ** 10 ** 8\n",
+    "huge_power": CORRECT + "x = 10 ** 10 ** 8\n",
     "deep_recursion": """
         import sys
         sys.setrecursionlimit(10 ** 7)
@@ -68,8 +72,8 @@ ATTACKS: dict[str, str] = {
         for _ in range(200):
             sys.stderr.write("e" * 1024 ** 2)
     """,
-    "sys_exit_before_tests": "import sys\nsys.exit(0)\n",
-    "os_exit_before_tests": "import os\nos._exit(0)\n",
+    "sys_exit_before_tests": CORRECT + "import sys\nsys.exit(0)\n",
+    "os_exit_before_tests": CORRECT + "import os\nos._exit(0)\n",
     "raise_system_exit": "def f(n):\n    raise SystemExit(0)\n",
     "raise_keyboard_interrupt": "def f(n):\n    raise KeyboardInterrupt\n",
     "raise_base_exception": "def f(n):\n    raise BaseException('boom')\n",
@@ -120,18 +124,8 @@ ATTACKS: dict[str, str] = {
         os.write(3, frame(["p", "ok"]) + frame([0, "v", True]) + frame([1, "v", True]) + frame(["end"]))
         os._exit(0)
     """,
-    "garbage_on_result_channel": """
-        import os
-        os.write(3, b"\\x00\\x00\\x00\\x05passed" * 10)
-        def f(n):
-            return 0
-    """,
-    "close_result_channel": """
-        import os
-        os.close(3)
-        def f(n):
-            return 5040
-    """,
+    "garbage_on_result_channel": CORRECT + 'import os\nos.write(3, b"\\x00\\x00\\x00\\x05passed" * 10)\n',
+    "close_result_channel": CORRECT + "import os\nos.close(3)\n",
     "tamper_harness_via_gc": """
         import gc, sys
         for obj in gc.get_objects():
@@ -173,15 +167,11 @@ ATTACKS: dict[str, str] = {
         while True:
             pass
     """,
-    "ctypes_segfault": "import ctypes\nctypes.string_at(0)\n",
-    "exhaust_file_descriptors": """
-        files = []
-        while True:
-            files.append(open("/dev/null"))
-    """,
-    "kill_process_group": "import os, signal\nos.killpg(0, signal.SIGKILL)\n",
-    "kill_everything": "import os, signal\nos.kill(-1, signal.SIGKILL)\n",
-    "kill_parent_worker": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\ndef f(n):\n    return 0\n",
+    "ctypes_segfault": CORRECT + "import ctypes\nctypes.string_at(0)\n",
+    "exhaust_file_descriptors": CORRECT + "files = []\nwhile True:\n    files.append(open('/dev/null'))\n",
+    "kill_process_group": CORRECT + "import os, signal\nos.killpg(0, signal.SIGKILL)\n",
+    "kill_everything": "import os, signal\nos.kill(-1, signal.SIGKILL)\n",  # spares the caller itself: the check is that all else survives
+    "kill_parent_worker": CORRECT + "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n",
     "huge_return_value": "def f(n):\n    return list(range(10 ** 7))\n",
 }
 

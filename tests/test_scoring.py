@@ -99,13 +99,14 @@ def test_register_and_wrap():
     result = ExecResult("failed", (True, False))
     assert rewards.get_reward("paper")(ADD, BODY, result) == 0.5
     fn = lambda p, c, r: 1.0  # noqa: E731
+    name = f"test_scoring_const_{id(fn)}"  # a name of its own per run (the registry lives as long as the process)
     with pytest.raises(ValueError, match="register it first"):
         rewards.name_of(fn)
-    rewards.register("test_scoring_const", fn)
-    assert rewards.name_of(fn) == "test_scoring_const" and "test_scoring_const" in rewards.registered()
-    rewards.register("test_scoring_const", fn)  # the same function again is fine
+    rewards.register(name, fn)
+    assert rewards.name_of(fn) == name and name in rewards.registered() and rewards.get_reward(name) is fn
+    rewards.register(name, fn)  # the same function again is fine
     with pytest.raises(ValueError, match="already registered"):
-        rewards.register("test_scoring_const", lambda r: 0.0)
+        rewards.register(name, lambda r: 0.0)
     with pytest.raises(TypeError, match="takes \\(problem, completion, result\\) or \\(result\\)"):
         rewards.register("two_args", lambda a, b: 0.0)
     with pytest.raises(ValueError, match="unknown reward 'nope'"):
@@ -161,5 +162,5 @@ def test_envs_score_through_the_seam_with_dict_rewards(executor):
     seen.clear()
     _, rewards, terminated, truncated, infos = vec.step(np.array([5, 6]))
     assert (terminated | truncated).all() and len(seen) == 2
-    assert [dict(infos["reward_info"][i]) for i in range(2)] == [{"chars": float(len(c))} for c in seen]  # each episode's own metrics
+    assert [float(x) for x in infos["reward_info"]["chars"]] == [float(len(c)) for c in seen]  # each episode's own metrics
     assert [float(r) for r in rewards] == [float(r) for r in infos["pass_ratio"]]  # the dict's "score" is the reward
