@@ -40,6 +40,24 @@ def toy_pass_rate(agent, executor) -> float:
     return agents.evaluate_agent(agent, toy_problems(1), n=32, ks=[1], executor=executor, seed=123)["pass@1"]
 
 
+def module_weights(agent) -> dict[str, torch.Tensor]:
+    """Every tensor of every network an agent holds (policy, critics, value heads, reference, SB3's policy)."""
+    out: dict[str, torch.Tensor] = {}
+    for name, value in vars(agent).items():
+        module = getattr(value, "policy", value)  # a Stable-Baselines3 model keeps its networks in .policy
+        if isinstance(module, torch.nn.Module):
+            out |= {f"{name}.{k}": v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    return out
+
+
+def summary_from_records(path, ks) -> dict[str, float]:
+    """pass@k recomputed by hand from the per-problem counts of an evaluation file."""
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    for r in records:
+        assert r["correct"] == sum(o == "passed" for o in r["outcomes"]) and len(r["outcomes"]) == r["n"]
+    return {f"pass@{k}": sum(1 - math.comb(r["n"] - r["correct"], k) / math.comb(r["n"], k) for r in records) / len(records) for k in ks}
+
+
 # -- pass@k -----------------------------------------------------------------------------------
 
 
@@ -130,9 +148,23 @@ def test_actor_critic_raises_toy_pass_rate(toy, executor, in_tmp, critic):
 
 
 def test_actor_critic_sequence_values_and_no_replay(toy, executor, in_tmp):
+    from codegym.agents.rollout import token_view
+
     agent = agents.make("actor_critic", policy=copy.deepcopy(toy), value_level="sequence", replay_buffer=0, **{**TOY, "kl_coef": 0.1})
     history = agent.fit(toy_problems(1), 2, executor=executor)
-    assert history[-1]["buffer_size"] == 0 and history[-1]["kl"] >= 0.0
+    assert [m["buffer_size"] for m in history] == [0, 0] and [m["buffer_added"] for m in history] == [0, 0]
+    assert history[0]["kl"] == pytest.approx(0.0, abs=1e-6) and history[1]["kl"] > 1e-6  # the first update moved it off the reference
+    samples = [s for row in agent.sample([toy_problems(1)[0].prompt], 4, seed=3) for s in row]
+    batch = agent.batch(samples)
+    with torch.no_grad():
+        view = token_view(agent.model, batch, autocast=False, temperature=agent.config.temperature)
+        sequence = agent._values(view.hidden, batch.action_mask)
+        per_token = agent.critic(view.hidden)
+    mask = batch.action_mask.bool()
+    first = mask.int().argmax(dim=1)
+    for i in range(len(samples)):  # one value per sample: the critic's value of the state before its first action
+        assert torch.allclose(sequence[i][mask[i]], per_token[i, first[i]].expand(int(mask[i].sum())))
+    assert not torch.allclose(per_token[mask], per_token[mask][0].expand(int(mask.sum())))  # a token-level critic would differ
 
 
 def test_next_batch_is_sampled_while_the_previous_one_executes(toy, executor, in_tmp, monkeypatch):
@@ -199,11 +231,19 @@ def test_train_and_evaluate_commands(toy, in_tmp):
     result = runner.invoke(app, ["train", *common, "--steps", "3", "--resume"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["steps_done"] == 3
+    assert [json.loads(line)["step"] for line in (in_tmp / "run" / "log.jsonl").read_text().splitlines()] == [1, 2, 3]  # one more step, appended
     result = runner.invoke(app, ["evaluate", "--checkpoint", "run/checkpoint", "--problems", "toy.jsonl", "--n", "10", "--out", "eval.jsonl"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary["n_problems"] == 1 and 0.0 <= summary["pass@1"] <= summary["pass@10"] <= 1.0
-    assert json.loads((in_tmp / "eval.jsonl").read_text().splitlines()[0])["n"] == 10
+    assert summary["n_problems"] == 1 and json.loads((in_tmp / "eval.jsonl").read_text().splitlines()[0])["n"] == 10
+    expected = summary_from_records(in_tmp / "eval.jsonl", [1, 10])
+    assert summary["pass@1"] == pytest.approx(expected["pass@1"]) and summary["pass@10"] == pytest.approx(expected["pass@10"])
+    # the command evaluates the checkpoint's weights: the same evaluation in Python gives the same counts
+    direct = agents.evaluate_agent(agents.load(in_tmp / "run" / "checkpoint"), toy_problems(1), n=10, ks=[1, 10], out=in_tmp / "direct.jsonl")
+    assert direct["pass@1"] == summary["pass@1"]
+    assert [json.loads(x)["completions"] for x in (in_tmp / "direct.jsonl").read_text().splitlines()] == [
+        json.loads(x)["completions"] for x in (in_tmp / "eval.jsonl").read_text().splitlines()
+    ]
     result = runner.invoke(app, ["train", *common, "--set", "nonsense=1"])
     assert result.exit_code != 0 and "valid:" in result.output
 
@@ -215,13 +255,22 @@ def test_train_and_evaluate_commands(toy, in_tmp):
 def test_every_agent_trains_saves_loads_and_evaluates(toy, executor, in_tmp, name):
     overrides = {"batch_problems": 1, "samples_per_problem": 4, "max_new_tokens": 8} if name != "ppo_sb3" else {"max_new_tokens": 8}
     agent = agents.make(name, policy=copy.deepcopy(toy), preset="tiny", **overrides)
+    before = module_weights(agent)
     history = agent.fit(toy_problems(2), 2, executor=executor, checkpoint_dir=in_tmp / "ck")
     assert [m["step"] for m in history] == [1, 2]
+    trained = module_weights(agent)
+    if name != "clm":  # training changed some weights, so a load that returned untrained ones would show
+        assert any(k not in before or not torch.equal(before[k], v) for k, v in trained.items()), name
     loaded = agents.load(in_tmp / "ck")
     assert loaded.name == name and loaded.steps_done == 2
+    restored = module_weights(loaded)
+    assert restored.keys() == trained.keys() and all(torch.equal(restored[k], v) for k, v in trained.items()), name
+    prompts = [p.prompt for p in toy_problems(2)]
+    assert loaded.generate(prompts, 3, seed=7) == agent.generate(prompts, 3, seed=7)
     summary = agents.evaluate_agent(loaded, toy_problems(2), n=2, ks=[1, 2], executor=executor, out=in_tmp / "eval.jsonl")
-    assert summary["n_problems"] == 2 and 0.0 <= summary["pass@1"] <= summary["pass@2"] <= 1.0
-    assert len((in_tmp / "eval.jsonl").read_text().splitlines()) == 2
+    assert summary["n_problems"] == 2 and len((in_tmp / "eval.jsonl").read_text().splitlines()) == 2
+    expected = summary_from_records(in_tmp / "eval.jsonl", [1, 2])
+    assert summary["pass@1"] == pytest.approx(expected["pass@1"]) and summary["pass@2"] == pytest.approx(expected["pass@2"])
 
 
 @pytest.mark.parametrize("name", ["ppo_lm", "coderl", "rft"])

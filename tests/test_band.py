@@ -71,6 +71,8 @@ def test_band_command(in_tmp):
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     rates = [json.loads(line) for line in (in_tmp / "out" / "band.rates.jsonl").read_text().splitlines()]
     assert summary["problems"] == 2 and len(rates) == 2
+    assert all((8 * r["pass_rate"]).is_integer() for r in rates)  # a share of the 8 samples
+    assert 0 < sum(r["pass_rate"] for r in rates) < 2, rates  # the toy solves some of its samples, not all
     kept = [json.loads(line) for line in (in_tmp / "out" / "band.jsonl").read_text().splitlines()]
     assert summary["kept"] == len(kept) == sum(0 < r["pass_rate"] < 1 for r in rates)
     assert all(0 < k["metadata"]["pass_rate"] < 1 for k in kept)

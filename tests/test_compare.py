@@ -244,9 +244,14 @@ def test_interrupted_training_resumes_from_its_checkpoint(in_tmp, executor):
     assert not (directory / "train.json").exists()
     saved = json.loads((directory / "checkpoint" / "agent.json").read_text())["steps_done"]
     assert saved >= 1
-    result = execute(run, ctx)
+    logged = [json.loads(line) for line in (directory / "log.jsonl").read_text().splitlines()][:saved]
+    resumed: list[int] = []
+    result = execute(run, ctx, on_step=lambda: resumed.append(1))
+    assert len(resumed) == 3 - saved  # only the steps after the checkpoint ran again, not all three
     assert result["train"]["samples"] >= 12 and result["train"]["steps"] == 3
     assert [e["step"] for e in result["history"]] == [1, 2, 3]
+    assert result["history"][:saved] == logged  # the checkpoint's steps are the ones trained before the interrupt
+    assert result["history"][saved]["samples"] == (saved + 1) * 4  # the sample count went on from the checkpoint's
     assert result["scores"]["simple"]["pass@1"] is not None
 
 

@@ -1,9 +1,13 @@
 """Hostile programs: each must end without a pass, within its time limit, leave no process behind,
 and leave the pool able to pass a correct program right after.
 
-The programs are given a test whose expected value they cannot know in advance (``f(7) == 5040``)
-and a wrong or missing ``f``: the only way to "pass" would be to break the sandbox or forge the
-verdict. All of them run from a temporary directory (the ``in_tmp`` fixture).
+The programs are given a test whose expected value they cannot know in advance (``f(7) == 5040``).
+Attacks on the verdict (forged output or frames, lying ``__eq__``, tampering with the harness) come
+with a wrong or missing ``f``: the only way to "pass" would be to forge the verdict. Attacks on a
+limit or on the result channel (memory, CPU, exiting or crashing before the tests, garbage on or
+closing the channel, killing the worker) come with the *correct* ``f``, so "not passed" is not
+free: without the protection they would pass. All of them run from a temporary directory (the
+``in_tmp`` fixture).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import pytest
 
 from codegym.execution import Executor
 
-from .conftest import ORDINARY_UID, is_root, sandbox_leftovers
+from .conftest import ORDINARY_UID, is_root, ordinary_user_python, sandbox_leftovers
 
 TESTS = ["assert f(7) == 5040", "assert f(3) == 6"]
 CORRECT = "import math\n\ndef f(n):\n    return math.factorial(n)\n"
@@ -28,7 +32,7 @@ SLACK = 4.0  # the parent's own grace plus process start-up on a loaded machine
 
 ATTACKS: dict[str, str] = {
     "infinite_loop": "def f(n):\n    while True:\n        pass\n",
-    "sleep_past_timeout": "import time\n\ndef f(n):\n    time.sleep(60)\n",
+    "sleep_past_timeout": "import math, time\n\ndef f(n):\n    time.sleep(60)\n    return math.factorial(n)\n",
     "fork_bomb": """
         import os
         while True:
@@ -42,13 +46,13 @@ ATTACKS: dict[str, str] = {
         while True:
             threading.Thread(target=time.sleep, args=(100,), daemon=True).start()
     """,
-    "memory_bomb_at_once": "x = bytearray(64 * 1024 ** 3)\ndef f(n):\n    return 5040\n",
+    "memory_bomb_at_once": CORRECT + "x = bytearray(2 * 1024 ** 3)\n",  # over RLIMIT_AS (1 GiB), within this machine
     "memory_bomb_growing": """
         chunks = []
         while True:
             chunks.append(bytearray(50 * 1024 ** 2))
     """,
-    "huge_power": "x = 10 ** 10 ** 8\n",
+    "huge_power": CORRECT + "x = 10 ** 10 ** 8\n",
     "deep_recursion": """
         import sys
         sys.setrecursionlimit(10 ** 7)
@@ -68,8 +72,8 @@ ATTACKS: dict[str, str] = {
         for _ in range(200):
             sys.stderr.write("e" * 1024 ** 2)
     """,
-    "sys_exit_before_tests": "import sys\nsys.exit(0)\n",
-    "os_exit_before_tests": "import os\nos._exit(0)\n",
+    "sys_exit_before_tests": CORRECT + "import sys\nsys.exit(0)\n",
+    "os_exit_before_tests": CORRECT + "import os\nos._exit(0)\n",
     "raise_system_exit": "def f(n):\n    raise SystemExit(0)\n",
     "raise_keyboard_interrupt": "def f(n):\n    raise KeyboardInterrupt\n",
     "raise_base_exception": "def f(n):\n    raise BaseException('boom')\n",
@@ -120,18 +124,8 @@ ATTACKS: dict[str, str] = {
         os.write(3, frame(["p", "ok"]) + frame([0, "v", True]) + frame([1, "v", True]) + frame(["end"]))
         os._exit(0)
     """,
-    "garbage_on_result_channel": """
-        import os
-        os.write(3, b"\\x00\\x00\\x00\\x05passed" * 10)
-        def f(n):
-            return 0
-    """,
-    "close_result_channel": """
-        import os
-        os.close(3)
-        def f(n):
-            return 5040
-    """,
+    "garbage_on_result_channel": CORRECT + 'import os\nos.write(3, b"\\x00\\x00\\x00\\x05passed" * 10)\n',
+    "close_result_channel": CORRECT + "import os\nos.close(3)\n",
     "tamper_harness_via_gc": """
         import gc, sys
         for obj in gc.get_objects():
@@ -173,15 +167,11 @@ ATTACKS: dict[str, str] = {
         while True:
             pass
     """,
-    "ctypes_segfault": "import ctypes\nctypes.string_at(0)\n",
-    "exhaust_file_descriptors": """
-        files = []
-        while True:
-            files.append(open("/dev/null"))
-    """,
-    "kill_process_group": "import os, signal\nos.killpg(0, signal.SIGKILL)\n",
-    "kill_everything": "import os, signal\nos.kill(-1, signal.SIGKILL)\n",
-    "kill_parent_worker": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\ndef f(n):\n    return 0\n",
+    "ctypes_segfault": CORRECT + "import ctypes\nctypes.string_at(0)\n",
+    "exhaust_file_descriptors": CORRECT + "files = []\nwhile True:\n    files.append(open('/dev/null'))\n",
+    "kill_process_group": CORRECT + "import os, signal\nos.killpg(0, signal.SIGKILL)\n",
+    "kill_everything": "import os, signal\nos.kill(-1, signal.SIGKILL)\n",  # spares the caller itself: the check is that all else survives
+    "kill_parent_worker": CORRECT + "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n",
     "huge_return_value": "def f(n):\n    return list(range(10 ** 7))\n",
 }
 
@@ -467,3 +457,298 @@ def test_disk_use_is_bounded(any_executor, in_tmp):
     after = any_executor.evaluate("import os\n", ["os.listdir('.')", "os.statvfs('.').f_bfree * os.statvfs('.').f_frsize"])
     assert after.values[0].value == []  # emptied for the next program
     assert after.values[1].value >= caps["disk_bytes"] - (1 << 20)
+
+
+# -- claims of the README's sandbox table, each probe with a positive control --------------------
+#
+# Every probe below is also run where the protection is absent (a plain subprocess outside the
+# sandbox, or a whole-test shape that hands the child what the probe looks for) and must find
+# there what it looks for: a probe that could never see anything would prove nothing.
+
+
+def _plain(program: str, call: str, python: str | None = None, **kwargs) -> object:
+    """``call``'s value (a literal) after running ``program`` in a plain ``python -I`` outside the sandbox."""
+    import ast
+    import subprocess
+    import sys
+
+    script = program + f"\nprint(repr({call}))\n"
+    done = subprocess.run([python or sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=60, env={}, **kwargs)
+    assert done.returncode == 0, done.stderr
+    return ast.literal_eval(done.stdout.strip().splitlines()[-1])
+
+
+SECRET_PROBES = '''
+import gc, re, sys
+_PATTERN = re.compile("PREFIX" + "-[0-9a-f]{32}")  # split, so the probe's own text never matches
+
+
+def _strings(values):
+    found = []
+    for v in values:
+        if isinstance(v, (bytes, bytearray)):
+            v = bytes(v).decode("latin-1")
+        if isinstance(v, str):
+            found += _PATTERN.findall(v)
+    return found
+
+
+def _contents(obj):
+    if isinstance(obj, dict):
+        return [*obj.keys(), *obj.values()]
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return list(obj)
+    code = getattr(obj, "__code__", None)
+    return list(code.co_consts) if code is not None else []
+
+
+def by_gc():
+    found = []
+    for obj in gc.get_objects():
+        found += _strings(_contents(obj))
+    return sorted(set(found))
+
+
+def by_frames():
+    found, frame = [], sys._getframe()
+    while frame is not None:
+        found += _strings(frame.f_code.co_consts)
+        for value in list(frame.f_locals.values()):
+            found += _strings([value, *_contents(value)])
+        frame = frame.f_back
+    return sorted(set(found))
+
+
+def by_memory():
+    found, pattern, chunk = [], re.compile(_PATTERN.pattern.encode()), 1 << 22
+    with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb", 0) as mem:
+        for line in list(maps):
+            addresses, perms = line.split()[:2]
+            if not perms.startswith("r") or "[v" in line:
+                continue
+            start, end = (int(x, 16) for x in addresses.split("-"))
+            for offset in range(start, end, chunk):
+                try:
+                    mem.seek(offset)
+                    data = mem.read(min(chunk + 64, end - offset))
+                except (OSError, ValueError, OverflowError):
+                    break
+                found += [m.decode() for m in pattern.findall(data)]
+    return sorted(set(found))
+'''
+
+
+@pytest.mark.parametrize("probe", ["by_gc", "by_frames", "by_memory"])
+def test_program_never_sees_the_expected_value(executor, in_tmp, probe):
+    import secrets
+
+    def secret_and_program() -> tuple[str, str]:
+        prefix = "cg" + secrets.token_hex(4)  # its own prefix per run: no other run's secret can match
+        return f"{prefix}-{secrets.token_hex(16)}", SECRET_PROBES.replace("PREFIX", prefix)
+
+    for fail_fast in (False, True):  # fail fast gives the worker the expected values: still not the child
+        secret, program = secret_and_program()
+        result = executor.run(program, [f"assert {probe}() == [{secret!r}]"], timeout=20, fail_fast=fail_fast)
+        assert result.trusted == (True,) and result.outcome == "failed", (fail_fast, result)
+    # positive control: a test shape that runs whole in the child hands it the value, and the probe finds it
+    secret, program = secret_and_program()
+    control = executor.run(program, [f"if {probe}() != [{secret!r}]:\n    raise AssertionError"], timeout=20)
+    assert control.trusted == (False,) and control.outcome == "passed", control
+    _check_clean_after(executor)
+
+
+READ_PROBE = """
+def read(path):
+    try:
+        with open(path) as fh:
+            return fh.read()
+    except OSError as exc:
+        return type(exc).__name__
+"""
+
+
+@pytest.mark.parametrize("where", ["tmp", "home"])
+def test_landlock_confines_reads_of_world_readable_files(any_executor, in_tmp, where):
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    caps = any_executor.capabilities()
+    assert caps["landlock_filesystem"], "this kernel has no Landlock; `codegym doctor` says more"
+    folder = tempfile.mkdtemp(prefix="codegym-readable-", dir=None if where == "tmp" else Path.home())
+    try:
+        os.chmod(folder, 0o755)
+        path = os.path.join(folder, "caller.txt")
+        with open(path, "w") as fh:
+            fh.write("the caller's data")
+        os.chmod(path, 0o644)
+        result = any_executor.evaluate(READ_PROBE, [f"read({path!r})", "read('/etc/hostname') != 'PermissionError'"], timeout=10)
+        assert result.outcome == "ok", result
+        assert result.values[0].value == "PermissionError", result.values[0]
+        # positive control: outside the sandbox the same probe reads it, as the caller and (world-readable) as another user
+        assert _plain(READ_PROBE, f"read({path!r})") == "the caller's data"
+        if where == "tmp" and is_root():
+            other = ordinary_user_python()
+            assert _plain(READ_PROBE, f"read({path!r})", other, user=ORDINARY_UID, group=ORDINARY_UID, extra_groups=[], cwd="/") == "the caller's data"
+    finally:
+        shutil.rmtree(folder)
+
+
+SYSCALL_PROBE = """
+import ctypes, os, resource, socket
+_libc = ctypes.CDLL(None, use_errno=True)
+_X86 = os.uname().machine == "x86_64"
+
+
+def memfd():
+    fd = _libc.syscall(319 if _X86 else 279, b"probe", 0)
+    return fd >= 0
+
+
+def io_uring():
+    params = ctypes.create_string_buffer(120)
+    fd = _libc.syscall(425, 4, params)  # io_uring_setup: the same number on x86_64 and arm64
+    return fd >= 0
+
+
+def no_new_privs():
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("NoNewPrivs:"))
+
+
+def limits():
+    return [resource.getrlimit(resource.RLIMIT_CPU), resource.getrlimit(resource.RLIMIT_CORE)]
+
+
+def descriptors(marker):
+    out = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out[int(fd)] = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            pass
+    return [[fd, link] for fd, link in sorted(out.items()) if marker in link or fd > 3]
+
+
+def udp(port, family_name, host):
+    family = getattr(socket, family_name)
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.sendto(b"hello", (host, port))
+        return "sent"
+    except OSError as exc:
+        return type(exc).__name__
+
+
+def tcp(port, family_name, host):
+    family = getattr(socket, family_name)
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.settimeout(2)
+            s.connect((host, port))
+            s.sendall(b"hello")
+        return "connected"
+    except OSError as exc:
+        return type(exc).__name__
+"""
+
+
+def test_seccomp_refuses_memfd_and_io_uring(any_executor, in_tmp):
+    assert any_executor.capabilities()["seccomp_unix_sockets"], "this kernel refused the seccomp filter"
+    result = any_executor.evaluate(SYSCALL_PROBE, ["memfd()", "io_uring()"], timeout=10)
+    assert result.outcome == "ok", result
+    assert [v.value for v in result.values] == [False, False]
+    assert _plain(SYSCALL_PROBE, "[memfd(), io_uring()]") == [True, True]  # positive control: both work outside
+
+
+def test_no_new_privs_cpu_limit_and_no_core_dumps(any_executor, in_tmp):
+    import resource
+
+    timeout = 3.0
+    result = any_executor.evaluate(SYSCALL_PROBE, ["no_new_privs()", "limits()"], timeout=timeout)
+    assert result.outcome == "ok", result
+    assert result.values[0].value == 1
+    (cpu_soft, cpu_hard), core = result.values[1].value
+    assert 0 < cpu_soft <= timeout + 2 and cpu_soft <= cpu_hard <= timeout + 3, (cpu_soft, cpu_hard)
+    assert tuple(core) == (0, 0)
+    # positive controls: the same probes see a process without them
+    assert _plain(SYSCALL_PROBE, "no_new_privs()") == 0
+
+    def raise_limits() -> None:
+        resource.setrlimit(resource.RLIMIT_CORE, (1 << 20, resource.RLIM_INFINITY))
+        resource.setrlimit(resource.RLIMIT_CPU, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+    (cpu_soft, _), (core_soft, _) = _plain(SYSCALL_PROBE, "limits()", preexec_fn=raise_limits)
+    assert cpu_soft == resource.RLIM_INFINITY and core_soft == 1 << 20
+
+
+def test_inherited_descriptors_are_closed(in_tmp):
+    marker = in_tmp / "inherited-marker"
+    fd = os.open(marker, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        os.set_inheritable(fd, True)
+        with Executor(workers=1) as fresh:  # workers started while the descriptor is open and inheritable
+            result = fresh.evaluate(SYSCALL_PROBE, [f"descriptors({str(marker)!r})"], timeout=10)
+        assert result.outcome == "ok", result
+        left = result.values[0].value
+        assert all("inherited-marker" not in link for _, link in left), left
+        assert all(link.startswith("/proc/") for _, link in left), left  # beyond 0-3 only the listing's own descriptor
+        # positive control: a child that does inherit it is seen holding it
+        seen = _plain(SYSCALL_PROBE, f"descriptors({str(marker)!r})", pass_fds=(fd,))
+        assert [fd, str(marker)] in seen, seen
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("family, host", [("AF_INET", "127.0.0.1"), ("AF_INET6", "::1")])
+def test_no_udp_or_ipv6_network(executor, in_tmp, family, host):
+    fam = getattr(socket, family)
+    try:
+        udp_server = socket.socket(fam, socket.SOCK_DGRAM)
+        udp_server.bind((host, 0))
+    except OSError:
+        pytest.skip(f"{host} is not configured on this machine")
+    tcp_server = socket.socket(fam, socket.SOCK_STREAM)
+    tcp_server.bind((host, 0))
+    tcp_server.listen(4)
+    udp_server.settimeout(1.0)
+    tcp_server.settimeout(1.0)
+    udp_port, tcp_port = udp_server.getsockname()[1], tcp_server.getsockname()[1]
+    try:
+        calls = [f"udp({udp_port}, {family!r}, {host!r})", f"tcp({tcp_port}, {family!r}, {host!r})"]
+        result = executor.evaluate(SYSCALL_PROBE, calls, timeout=10)
+        assert result.outcome == "ok", result
+        assert [v.value for v in result.values if v.value in ("sent", "connected")] == [], result.values
+        with pytest.raises(TimeoutError):
+            udp_server.recvfrom(64)
+        with pytest.raises(TimeoutError):
+            tcp_server.accept()
+        # positive control: outside the sandbox both reach the servers
+        assert _plain(SYSCALL_PROBE, f"[{', '.join(calls)}]") == ["sent", "connected"]
+        assert udp_server.recvfrom(64)[0] == b"hello"
+        tcp_server.accept()[0].close()
+    finally:
+        udp_server.close()
+        tcp_server.close()
+
+
+def test_stopped_worker_is_replaced(in_tmp):
+    import psutil
+
+    with Executor(workers=1) as ex:
+        assert ex.run(CORRECT, TESTS).passed
+        pid = ex.backend.worker_pids()[0]
+        os.kill(pid, signal.SIGSTOP)  # alive but not answering: no EOF, only the deadline shows it
+        try:
+            start = time.monotonic()
+            stuck = ex.run(CORRECT + "\n# sent to the stopped worker\n", TESTS, timeout=1.0)
+            assert not stuck.passed and time.monotonic() - start < 1.0 + SLACK + 4, stuck
+            assert ex.run(CORRECT + "\n# again\n", TESTS).passed
+            assert ex.backend.worker_pids()[0] != pid
+            deadline = time.monotonic() + 5
+            while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # the stopped one was killed
+        finally:
+            if psutil.pid_exists(pid):
+                os.kill(pid, signal.SIGCONT)

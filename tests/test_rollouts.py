@@ -71,11 +71,21 @@ def test_filter_groups_drops_groups_of_equal_rewards(toy, executor, in_tmp):
         return Rollout([None] * len(rewards), [None] * len(rewards), [None] * len(rewards), rewards, groups)
 
     assert rollout([1.0, 1.0, 0.0, 1.0, 0.3, 0.3], [0, 0, 1, 1, 2, 2]).informative_groups() == [2, 3]
-    # End to end: every group of the toy at 100% pass rate is dropped, and the drop is logged.
+    # End to end: exactly the samples of the groups whose rewards are all equal are dropped, and the drop is logged.
     agent = agents.make("grpo", policy=copy.deepcopy(toy), preset="tiny", batch_problems=2, samples_per_problem=4, max_new_tokens=8, filter_groups=True)
-    history = agent.fit(toy_problems(2), 2, executor=executor)
-    for m in history:
-        assert m["episodes"] == 8 and 0 <= m["filtered"] <= 8
+    rollouts, updated = [], []
+    collect, update = agent._collect, agent.update
+    agent._collect = lambda pending: (rollouts.append(collect(pending)), rollouts[-1])[1]
+    agent.update = lambda kept: (updated.append(len(kept)), update(kept))[1]
+    history = agent.fit(toy_problems(2), 3, executor=executor)
+    for m, rollout in zip(history, rollouts, strict=True):
+        by_group: dict[int, list[float]] = {}
+        for g, r in zip(rollout.groups, rollout.rewards):
+            by_group.setdefault(g, []).append(r)
+        uniform = sum(len(rs) for rs in by_group.values() if len(set(rs)) == 1)
+        assert m["episodes"] == 8 and m["filtered"] == uniform, (m, by_group)
+    assert updated == [8 - m["filtered"] for m in history if m["filtered"] < 8]  # the update saw only the kept samples
+    del agent._collect, agent.update
     agent.config.reward = lambda result: 1.0  # every group all equal: nothing to learn from, no update
     weights = {k: v.clone() for k, v in agent.model.state_dict().items()}
     history = agent.fit(toy_problems(2), 1, executor=executor)

@@ -99,13 +99,14 @@ def test_register_and_wrap():
     result = ExecResult("failed", (True, False))
     assert rewards.get_reward("paper")(ADD, BODY, result) == 0.5
     fn = lambda p, c, r: 1.0  # noqa: E731
+    name = f"test_scoring_const_{id(fn)}"  # a name of its own per run (the registry lives as long as the process)
     with pytest.raises(ValueError, match="register it first"):
         rewards.name_of(fn)
-    rewards.register("test_scoring_const", fn)
-    assert rewards.name_of(fn) == "test_scoring_const" and "test_scoring_const" in rewards.registered()
-    rewards.register("test_scoring_const", fn)  # the same function again is fine
+    rewards.register(name, fn)
+    assert rewards.name_of(fn) == name and name in rewards.registered() and rewards.get_reward(name) is fn
+    rewards.register(name, fn)  # the same function again is fine
     with pytest.raises(ValueError, match="already registered"):
-        rewards.register("test_scoring_const", lambda r: 0.0)
+        rewards.register(name, lambda r: 0.0)
     with pytest.raises(TypeError, match="takes \\(problem, completion, result\\) or \\(result\\)"):
         rewards.register("two_args", lambda a, b: 0.0)
     with pytest.raises(ValueError, match="unknown reward 'nope'"):
@@ -119,9 +120,14 @@ def test_dict_reward_reaches_training_log_and_unnamed_reward_cannot_be_saved(tmp
         return {"score": float(result.passed), "body_chars": float(len(completion))}
 
     agent = agents.make("actor_critic", preset="tiny", critic="none", reward=shaped, batch_problems=1, samples_per_problem=2, max_new_tokens=8)
+    rollouts = []
+    collect = agent._collect
+    agent._collect = lambda pending: (rollouts.append(collect(pending)), rollouts[-1])[1]
     with Executor(workers=1) as ex:
         history = agent.fit("simple", steps=1, executor=ex)
-    assert "body_chars" in history[0] and history[0]["body_chars"] >= 0
+    texts = [s.text for s in rollouts[0].samples]
+    assert len(texts) == 2 and history[0]["body_chars"] == pytest.approx(sum(map(len, texts)) / 2)  # the mean over the step's samples
+    del agent._collect
     with pytest.raises(ValueError, match="register it first"):
         agent.save(tmp_path / "unnamed")
     assert not (tmp_path / "unnamed").exists()
@@ -141,7 +147,10 @@ def test_envs_score_through_the_seam_with_dict_rewards(executor):
 
     from codegym.envs import CodeSynthesisSeqEnv, CodeSynthesisVectorEnv
 
+    seen: list[str] = []
+
     def shaped(problem, completion, result):
+        seen.append(completion)
         return {"score": result.pass_ratio, "chars": len(completion)}
 
     env = CodeSynthesisSeqEnv(problems=[ADD], split=None, reward=shaped, executor=executor)
@@ -150,8 +159,11 @@ def test_envs_score_through_the_seam_with_dict_rewards(executor):
     assert terminated and reward == 1.0 and info["reward_info"] == {"chars": float(len(BODY))}
     vec = CodeSynthesisVectorEnv(2, executor=executor, problems=[ADD], split=None, reward=shaped, max_new_tokens=1)
     vec.reset(seed=0)
+    seen.clear()
     _, rewards, terminated, truncated, infos = vec.step(np.array([5, 6]))
-    assert (terminated | truncated).all() and "reward_info" in infos
+    assert (terminated | truncated).all() and len(seen) == 2
+    assert [float(x) for x in infos["reward_info"]["chars"]] == [float(len(c)) for c in seen]  # each episode's own metrics
+    assert [float(r) for r in rewards] == [float(r) for r in infos["pass_ratio"]]  # the dict's "score" is the reward
 
 
 def test_body_completion_is_cut_at_the_end_of_the_function(executor):

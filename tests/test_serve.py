@@ -14,6 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 import psutil
 
 from codegym.execution import Executor
@@ -156,7 +157,29 @@ def test_wrong_token_gets_401():
         assert right.status_code == 200 and right.json()["rewards"] == [1.0]
 
 
-def test_cli_server_binds_localhost_and_leaves_no_worker_after_shutdown(tmp_path):
+def test_waiting_requests_are_merged_into_one_sandbox_batch():
+    with serving(ServeConfig(timeout=10.0, deadline_s=60.0)) as (url, executor):
+        sizes: list[int] = []
+        submit = executor.submit
+        executor.submit = lambda jobs, **kwargs: (sizes.append(len(jobs)), submit(jobs, **kwargs))[1]
+        with ThreadPoolExecutor(4) as pool:
+            busy = pool.submit(httpx.post, f"{url}/score", json={"task_id": "t/fact", "completions": [SLOW]}, timeout=60)
+            deadline = time.monotonic() + 30
+            while not sizes:  # the first request is in the sandbox (for 3 s): the next ones wait together
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            waiting = [
+                pool.submit(httpx.post, f"{url}/score", json={"task_id": "t/add", "completions": [RIGHT["t/add"], WRONG["t/add"]]}, timeout=60)
+                for _ in range(3)
+            ]
+            replies = [w.result().json() for w in waiting]
+            assert busy.result().status_code == 200
+        assert sizes == [1, 6]  # three requests, one sandbox batch
+        assert all(r["rewards"] == [1.0, 0.0] for r in replies), replies
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_cli_server_binds_localhost_and_leaves_no_worker_after_shutdown(tmp_path, stop):
     source = tmp_path / "problems.jsonl"
     write_jsonl(list(PROBLEMS.values()), source)
     with socket.socket() as probe:
@@ -179,8 +202,8 @@ def test_cli_server_binds_localhost_and_leaves_no_worker_after_shutdown(tmp_path
         assert reply.json()["rewards"] == [1.0]
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 2  # the sandbox workers (in sessions of their own: only the server's shutdown stops them)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) in (0, -signal.SIGTERM)  # uvicorn shuts down, then re-raises the signal it got
+        proc.send_signal(stop)
+        assert proc.wait(60) in (0, -stop)  # uvicorn shuts down, then re-raises the signal it got
         gone, alive = psutil.wait_procs(children, timeout=10)
         assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
     finally:

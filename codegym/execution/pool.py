@@ -110,9 +110,9 @@ class _Worker:
         assert self.proc.stdout is not None
         return self.proc.stdout.fileno()
 
-    def send(self, body: bytes) -> None:
+    def send(self, *bodies: bytes) -> None:
         assert self.proc.stdin is not None
-        self.proc.stdin.write(_HEADER.pack(len(body)) + body)
+        self.proc.stdin.write(b"".join(_HEADER.pack(len(body)) + body for body in bodies))
         self.proc.stdin.flush()
 
     def read_available(self) -> bool:
@@ -353,15 +353,19 @@ class LocalPool:
             "timeout": job.timeout,
             "limits": job.limits.as_dict(),
         }
+        # Under fail fast the expected values go in a second frame, which the worker reads only after
+        # it has forked the program's child: they are never in the memory the program starts from.
+        frames = [body]
         if job.fail_fast:
             body["fail_fast"] = True
-            body["expect"] = [[i, v] for i, v in job.expect.items()]
+            body["expect_follows"] = True
+            frames.append([[i, v] for i, v in job.expect.items()])
         worker.job = index
         worker.deadline = time.monotonic() + job.timeout + _GRACE
         worker.frames.clear()
         sel.register(worker.fd, selectors.EVENT_READ, worker)
         try:
-            worker.send(json.dumps(body).encode())
+            worker.send(*(json.dumps(f).encode() for f in frames))
         except (BrokenPipeError, OSError):
             pass  # the worker died: its EOF is seen by the selector and the job is reported lost
 

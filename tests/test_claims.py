@@ -1,0 +1,320 @@
+"""README claims checked by hand-computed cases: calibration's median over k runs, pass@k evaluation
+against known per-problem counts, GRPO's loss normalisation and clipping, the dapo preset, the
+importance cap and the evaluation nucleus. Fast (no training), so mutation testing can run them."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from concurrent.futures import Future
+from dataclasses import replace
+
+import pytest
+import torch
+
+from codegym.execution import ExecResult
+from codegym.problems import Problem
+
+# -- calibration: the median over k runs -------------------------------------------------------
+
+
+class TimedExecutor:
+    """Answers ``run_many`` with results whose durations come from ``durations(program, tests)``, in order."""
+
+    def __init__(self, durations, passed=lambda program: True) -> None:
+        self.durations, self.passed, self.jobs = durations, passed, []
+
+    def run_many(self, jobs, progress=False):
+        self.jobs += list(jobs)
+        out = []
+        for program, tests, timeout in jobs:
+            ok = self.passed(program)
+            out.append(ExecResult("passed" if ok else "failed", (ok,) * len(tests), duration=self.durations(program, tests)))
+        return out
+
+
+def _run_and_test(program: str) -> tuple[int, int]:
+    """(run, test) from the comment `calibrate` adds to each measurement."""
+    words = program.rstrip().splitlines()[-1].split()
+    return int(words[-3]), int(words[-1])
+
+
+ADD = Problem("t/add", "def add(a, b):\n", "add", ("assert add(1, 2) == 3", "assert add(2, 2) == 4"), "def add(a, b):\n    return a + b\n")
+SUB = Problem("t/sub", "def sub(a, b):\n", "sub", ("assert sub(1, 2) == -1",), "def sub(a, b):\n    return a - b\n")
+
+
+def test_calibration_takes_the_median_of_k_runs():
+    from codegym.calibration import calibrate
+
+    # whole list: run r takes (0.9, 0.1, 0.2, 5.0, 0.15)[r]: median of 5 = 0.2 (the mean would be 1.27)
+    whole = (0.9, 0.1, 0.2, 5.0, 0.15)
+    per_test = {0: (1.0, 0.01, 0.03, 0.02, 2.0), 1: (0.5, 0.4, 0.3, 0.2, 0.1)}
+
+    def durations(program, tests):
+        run, test = _run_and_test(program)
+        return whole[run] if test == -1 else per_test[test][run]
+
+    ex = TimedExecutor(durations)
+    (add,) = calibrate([ADD], ex, k=5, t_min=0.05, factor=4.0)
+    assert add.total == pytest.approx(0.2) and add.per_test == pytest.approx((0.03, 0.3))
+    assert add.time_limit == pytest.approx(0.8) and add.outcome == "passed"
+    assert len(ex.jobs) == 5 * 3 and len({p for p, _, _ in ex.jobs}) == 15  # every run its own cache entry
+    assert all(t == 60.0 for _, _, t in ex.jobs)
+    # the floor and the factor; an even k takes the middle two's mean
+    (add,) = calibrate([ADD], TimedExecutor(lambda p, t: (0.01, 0.03, 0.02, 0.5)[_run_and_test(p)[0]]), k=4, t_min=0.5, factor=2.0, per_test=False)
+    assert add.total == pytest.approx(0.025) and add.time_limit == 0.5 and add.per_test == ()
+    (add,) = calibrate([ADD], TimedExecutor(lambda p, t: 0.3), k=1, t_min=0.1, factor=3.0, per_test=False)
+    assert add.time_limit == pytest.approx(0.9)
+    (add,) = calibrate([ADD], TimedExecutor(lambda p, t: 0.1234567), k=1, t_min=0.1, factor=2.0, per_test=False)
+    assert add.time_limit == 0.247  # rounded to milliseconds
+    (exact,) = calibrate([ADD], TimedExecutor(lambda p, t: 0.25), k=1, t_min=0.5, factor=2.0, per_test=False)
+    assert exact.time_limit == 0.5  # max(t_min, factor x median) at the boundary
+
+
+def test_calibration_of_a_failing_reference_and_several_problems():
+    from codegym.calibration import calibrate
+
+    ex = TimedExecutor(lambda p, t: 0.1 * len(t), passed=lambda program: "a - b" in program or "run 1" not in program)
+    add, sub = calibrate([ADD, replace(SUB, task_id="t/sub"), replace(ADD, task_id="t/none", reference=None)], ex, k=3, t_min=0.05, factor=4.0)
+    assert (add.task_id, add.outcome, add.time_limit) == ("t/add", "failed", None)  # one of its 3 runs failed: no limit
+    assert (sub.task_id, sub.outcome, sub.time_limit, sub.total) == ("t/sub", "passed", pytest.approx(0.4), pytest.approx(0.1))
+    assert add.per_test == pytest.approx((0.1, 0.1)) and sub.per_test == pytest.approx((0.1,))
+    for bad in ({"k": 0}, {"t_min": 0.0}, {"factor": 0.0}):
+        with pytest.raises(ValueError, match="need k >= 1"):
+            calibrate([ADD], ex, **bad)
+
+
+def test_calibration_limits_files(tmp_path):
+    from codegym.calibration import Calibration, write_limits
+
+    cals = [Calibration("t/add", 0.123456, (0.1, 0.2), 0.5, "passed"), Calibration("t/sub", 1.0, (), None, "timeout")]
+    sidecar = json.loads(write_limits(cals, [ADD, SUB], tmp_path / "l.json", source="s", k=3, t_min=0.5, factor=4.0, note="n").read_text())
+    assert sidecar["limits"] == {"t/add": 0.5} and sidecar["not_passed"] == {"t/sub": "timeout"}
+    assert sidecar["reference_seconds"] == {"t/add": 0.12346, "t/sub": 1.0} and sidecar["per_test_seconds"] == {"t/add": [0.1, 0.2]}
+    assert (sidecar["k"], sidecar["t_min"], sidecar["factor"], sidecar["source"], sidecar["note"]) == (3, 0.5, 4.0, "s", "n")
+    from codegym import problems
+
+    written = write_limits(cals, [ADD, replace(SUB, time_limit=2.0)], tmp_path / "p.jsonl", source="s", k=3, t_min=0.5, factor=4.0)
+    assert [p.time_limit for p in problems.load(written)] == [0.5, 2.0]
+    with pytest.raises(ValueError, match=".json sidecar or a .jsonl"):
+        write_limits(cals, [ADD], tmp_path / "l.txt", source="s", k=3, t_min=0.5, factor=4.0)
+
+
+# -- evaluate_agent: pass@k from known per-problem counts --------------------------------------
+
+
+class KnownAgent:
+    """Returns, for each problem, ``right[entry_point]`` correct completions out of ``n``, wrong ones after."""
+
+    def __init__(self, right: dict[str, int]) -> None:
+        self.right, self.calls = right, []
+
+    def generate(self, prompts, n=1, temperature=None, seed=None):
+        self.calls.append((len(prompts), n, temperature, seed))
+        rows = []
+        for prompt in prompts:
+            name = prompt.split("(")[0].removeprefix("def ")
+            value = int(name.rsplit("_", 1)[1]) % 4
+            rows.append([f"    return {value if j < self.right[name] else value + 1}\n" for j in range(n)])
+        return rows
+
+
+def test_evaluate_agent_against_known_counts(executor, in_tmp):
+    from codegym.agents import evaluate_agent
+    from codegym.agents.toy import toy_problems
+
+    problems = toy_problems(3)
+    agent = KnownAgent({"answer_0": 3, "answer_1": 1, "answer_2": 0})
+    summary = evaluate_agent(agent, problems, n=4, ks=[1, 2, 4, 9], executor=executor, out=in_tmp / "e.jsonl", temperature=0.5, seed=11)
+    assert agent.calls == [(3, 4, 0.5, 11)]
+    # by hand: pass@1 = mean(3/4, 1/4, 0); pass@2 = mean(1 - C(1,2)/C(4,2), 1 - C(3,2)/C(4,2), 0) = mean(1, 1/2, 0)
+    assert summary == {"pass@1": pytest.approx(1 / 3), "pass@2": pytest.approx(0.5), "pass@4": pytest.approx(2 / 3), "n_problems": 3, "n_samples": 4}
+    records = [json.loads(line) for line in (in_tmp / "e.jsonl").read_text().splitlines()]
+    assert [(r["task_id"], r["n"], r["correct"]) for r in records] == [(p.task_id, 4, c) for p, c in zip(problems, (3, 1, 0))]
+    assert records[0]["outcomes"] == ["passed"] * 3 + ["failed"] and records[1]["completions"][0] == "    return 1\n"
+    with pytest.raises(ValueError, match="every k is larger than n=4"):
+        evaluate_agent(agent, problems, n=4, ks=[5], executor=executor)
+
+
+# -- GRPO / RLOO: loss normalisation, clipping, the dapo preset --------------------------------
+
+
+@pytest.fixture(scope="module")
+def fresh_policy():
+    from codegym.agents.toy import toy_policy
+
+    return toy_policy(1, sft_steps=0)
+
+
+def _grpo_batch(agent, n=6):
+    from codegym.agents.toy import toy_problems
+
+    samples = [s for row in agent.sample([toy_problems(1)[0].prompt], n, seed=0) for s in row]
+    # cut to unequal lengths (a prefix keeps its recorded log-probs), which tell the two normalisations apart
+    samples = [replace(s, token_ids=list(s.token_ids[: 2 + 2 * i]), logprobs=list(s.logprobs[: 2 + 2 * i])) for i, s in enumerate(samples)]
+    lengths = [len(s.token_ids) for s in samples]
+    assert len(set(lengths)) > 1, lengths  # unequal lengths tell the two normalisations apart
+    return agent.batch(samples), torch.tensor(lengths, dtype=torch.float32)
+
+
+def _stats():
+    return {"pg_loss": [], "clipfrac": [], "entropy": [], "kl": [], "initial_ratio_error": []}
+
+
+@pytest.mark.parametrize("name", ["grpo", "rloo"])
+def test_loss_norm_token_and_sequence(fresh_policy, name):
+    from codegym import agents
+
+    for norm in ("token", "sequence"):
+        agent = agents.make(name, policy=copy.deepcopy(fresh_policy), preset="tiny", max_new_tokens=12, loss_norm=norm, kl_coef=0.0, samples_per_problem=6)
+        batch, lengths = _grpo_batch(agent)
+        advantage = torch.linspace(-1.0, 1.5, len(lengths))
+        stats = _stats()
+        loss = agent._loss(batch, advantage, stats)  # ratio 1 (no update yet): every token's loss is −Â
+        if norm == "token":  # DAPO: over all tokens of the minibatch
+            expected = -(advantage * lengths).sum() / lengths.sum()
+        else:  # per completion, then the mean over completions
+            expected = -advantage.mean()
+        assert float(loss.detach()) == pytest.approx(float(expected), abs=1e-4), norm
+        assert stats["initial_ratio_error"][0] <= 1e-4 and stats["clipfrac"] == [0.0] and stats["kl"] == []
+        assert stats["entropy"][0] > 0
+
+
+@pytest.mark.parametrize("clip_low, clip_high", [(0.2, 0.2), (0.1, 0.28), (0.3, 0.05)])
+def test_clip_low_and_clip_high_bound_the_ratio(fresh_policy, clip_low, clip_high):
+    from codegym import agents
+
+    agent = agents.make("grpo", policy=copy.deepcopy(fresh_policy), preset="tiny", max_new_tokens=12, clip_low=clip_low, clip_high=clip_high)
+    batch, lengths = _grpo_batch(agent)
+    ones = torch.ones(len(lengths))
+    cases = [  # (ratio π/μ on every action, advantage, expected per-token loss)
+        (2.0, ones, -(1 + clip_high)),  # above 1 + ε_high with Â > 0: clipped
+        (0.5, -ones, 1 - clip_low),  # below 1 − ε_low with Â < 0: clipped
+        (2.0, -ones, 2.0),  # the pessimistic side is never clipped
+        (0.5, ones, -0.5),
+        (1.0 + clip_high / 2, ones, -(1.0 + clip_high / 2)),  # inside the range: the ratio itself
+    ]
+    for ratio, advantage, expected in cases:
+        shifted = replace(batch, behaviour_logprobs=batch.behaviour_logprobs - math.log(ratio) * batch.action_mask)
+        stats = _stats()
+        loss = agent._loss(shifted, advantage, stats)
+        assert float(loss.detach()) == pytest.approx(expected, abs=1e-3), (ratio, float(advantage[0]))
+        clipped = (ratio > 1 + clip_high and advantage[0] > 0) or (ratio < 1 - clip_low and advantage[0] < 0)
+        assert stats["clipfrac"][0] == pytest.approx(float(clipped)), (ratio, float(advantage[0]))
+
+
+def test_grpo_kl_term_is_k3_to_the_reference(fresh_policy):
+    from codegym import agents
+
+    agent = agents.make("grpo", policy=copy.deepcopy(fresh_policy), preset="tiny", max_new_tokens=12, kl_coef=0.5)
+    assert agent.wants_reference() and not agents.make("grpo", policy=copy.deepcopy(fresh_policy), preset="tiny", max_new_tokens=8, kl_coef=0.0).wants_reference()
+    batch, lengths = _grpo_batch(agent)
+    zero = torch.zeros(len(lengths))
+    stats = _stats()
+    assert float(agent._loss(batch, zero, stats).detach()) == pytest.approx(0.0, abs=1e-5) and stats["kl"][0] == pytest.approx(0.0, abs=1e-5)
+    with torch.no_grad():
+        for p in agent.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    stats = _stats()
+    loss = agent._loss(batch, zero, stats)  # Â = 0: the loss is β · KL (token mean)
+    assert stats["kl"][0] > 1e-4 and float(loss.detach()) == pytest.approx(0.5 * stats["kl"][0], rel=1e-3)
+
+
+def test_grpo_advantages_and_update_metrics(fresh_policy, executor, in_tmp):
+    from codegym import agents
+    from codegym.agents.rollout import Rollout
+
+    agent = agents.make("grpo", policy=copy.deepcopy(fresh_policy), preset="tiny", max_new_tokens=12, samples_per_problem=4)
+    rollout = Rollout([None] * 4, [None] * 4, [None] * 4, [1.0, 0.0, 0.0, 1.0], [0, 0, 0, 0])
+    assert agent.advantages(rollout).tolist() == pytest.approx([0.5 / (1 / math.sqrt(3) + 1e-4) * (1 if r else -1) for r in (1, 0, 0, 1)], rel=1e-5)
+    unscaled = agents.make("grpo", policy=copy.deepcopy(fresh_policy), preset="tiny", max_new_tokens=8, scale_rewards=False)
+    assert unscaled.advantages(rollout).tolist() == pytest.approx([0.5, -0.5, -0.5, 0.5])
+    rloo = agents.make("rloo", policy=copy.deepcopy(fresh_policy), preset="tiny", max_new_tokens=8)
+    assert rloo.advantages(rollout).tolist() == pytest.approx([1 - 1 / 3, -2 / 3, -2 / 3, 1 - 1 / 3])
+    from codegym.agents.toy import toy_problems
+
+    history = agent.fit(toy_problems(1), 1, executor=executor)
+    m = history[0]
+    assert m["episodes"] == agent.config.batch_problems * 4 and {"pg_loss", "clipfrac", "entropy", "initial_ratio_error"} <= set(m)
+    assert "advantage_abs" in m and m["advantage_abs"] >= 0
+
+
+def test_grpo_config_checks_and_dapo_preset(fresh_policy):
+    from codegym import agents
+    from codegym.agents.config import ConfigError, build_config
+    from codegym.agents.critic_free import GRPOConfig, RLOOConfig
+
+    dapo = build_config(GRPOConfig, "dapo", {})
+    assert (dapo.clip_low, dapo.clip_high, dapo.loss_norm, dapo.filter_groups, dapo.kl_coef) == (0.2, 0.28, "token", True, 0.0)
+    default = build_config(GRPOConfig, "default", {})
+    assert (default.clip_high, default.loss_norm, default.filter_groups, default.scale_rewards, default.samples_per_problem) == (0.2, "token", False, True, 8)
+    assert (default.update_epochs, default.num_minibatches, default.kl_coef) == (1, 1, 0.0)
+    rloo = build_config(RLOOConfig, "default", {})
+    assert (rloo.kl_coef, rloo.loss_norm) == (0.05, "sequence")
+    assert build_config(RLOOConfig, "dapo", {}).clip_high == 0.28
+    with pytest.raises(ConfigError, match="loss_norm must be one of sequence, token"):
+        build_config(GRPOConfig, "default", {"loss_norm": "batch"})
+    with pytest.raises(ConfigError, match="samples_per_problem >= 2"):
+        build_config(GRPOConfig, "default", {"samples_per_problem": 1})
+    build_config(GRPOConfig, "default", {"samples_per_problem": 2})  # the smallest group
+    assert agents.make("grpo", policy=copy.deepcopy(fresh_policy), preset="dapo", max_new_tokens=8).config.filter_groups  # the preset by name
+
+
+# -- importance_cap and eval_top_p -------------------------------------------------------------
+
+
+def test_truncated_importance_weights():
+    from codegym.agents.rollout import truncated_importance_weights
+
+    logprobs = torch.log(torch.tensor([[0.5, 0.2, 0.9]]))
+    behaviour = torch.log(torch.tensor([[0.25, 0.4, 0.3]]))  # ratios 2, 0.5, 3
+    mask = torch.tensor([[1.0, 1.0, 0.0]])
+    assert truncated_importance_weights(logprobs, behaviour, mask, 1.0)[0].tolist() == pytest.approx([1.0, 0.5, 1.0])
+    assert truncated_importance_weights(logprobs, behaviour, mask, 1.5)[0].tolist() == pytest.approx([1.5, 0.5, 1.0])
+    assert truncated_importance_weights(logprobs, behaviour, mask, 0.0).tolist() == [[1.0, 1.0, 1.0]]  # 0: off
+
+
+@pytest.mark.parametrize("name", ["actor_critic", "coderl"])
+def test_importance_cap_reaches_the_update(fresh_policy, executor, in_tmp, name):
+    from codegym import agents
+    from codegym.agents.toy import toy_problems
+
+    # on-policy, the first update's ratio is 1, so every weight is min(cap, 1) = cap for a cap below 1
+    agent = agents.make(name, policy=copy.deepcopy(fresh_policy), preset="tiny", batch_problems=1, samples_per_problem=4, max_new_tokens=8,
+                        pipeline=False, importance_cap=0.25, **({"kl_coef": 0.0} if name == "actor_critic" else {}))  # fmt: skip
+    seen = []
+    import codegym.agents.rollout as rollout_module
+
+    original = rollout_module.truncated_importance_weights
+
+    def spy(logprobs, behaviour, mask, cap):
+        weights = original(logprobs, behaviour, mask, cap)
+        seen.append((cap, float((weights * mask).sum() / mask.sum())))
+        return weights
+
+    module = __import__(f"codegym.agents.{name}", fromlist=["truncated_importance_weights"])
+    module.truncated_importance_weights = spy
+    try:
+        agent.fit(toy_problems(1), 1, executor=executor)
+    finally:
+        module.truncated_importance_weights = original
+    assert seen and all(cap == 0.25 and mean == pytest.approx(0.25, abs=1e-4) for cap, mean in seen), seen
+
+
+def test_eval_top_p_is_for_evaluation_only(fresh_policy):
+    from codegym import agents
+
+    agent = agents.make("grpo", policy=copy.deepcopy(fresh_policy), preset="tiny", eval_top_p=0.7, max_new_tokens=4)
+    calls = []
+    policy_sample = agent.policy.sample
+
+    def spy(prompts, n=1, **kwargs):
+        calls.append(kwargs.get("top_p"))
+        return policy_sample(prompts, n=n, **kwargs)
+
+    agent.policy.sample = spy
+    agent.generate(["def answer_0():\n"], 2, seed=0)
+    agent.sample(["def answer_0():\n"], 2, seed=0)  # training samples: the full distribution
+    assert calls == [0.7, 1.0]
+    assert agents.make("grpo", policy=copy.deepcopy(fresh_policy), preset="tiny", max_new_tokens=4).config.eval_top_p == 0.95
