@@ -276,8 +276,8 @@ class LMPolicy(ActorCriticPolicy):
             new = tokens[rows, (lengths - 1).clamp(min=0)].where(extend, torch.zeros_like(lengths))
             mask = torch.cat([rc.mask, extend.long()[:, None]], dim=1)
             out = self._trunk(input_ids=new[:, None], attention_mask=mask, position_ids=(lengths - 1).where(extend, torch.zeros_like(lengths))[:, None],
-                              cache=rc.cache)
-            rc.cache, rc.mask = out.past_key_values, mask
+                              cache=rc.cache)  # extended in place
+            rc.mask = mask
             rc.hidden[extend] = out.last_hidden_state[extend, -1]
             self.cache_steps["extended"] += int(extend.sum())
             if mask.shape[1] > 2 * width:
@@ -294,12 +294,12 @@ class LMPolicy(ActorCriticPolicy):
         width = int(lengths[rows].max())
         positions = torch.arange(width, device=tokens.device)
         mask = (positions < lengths[rows, None]).long()
-        out = self._trunk(input_ids=tokens[rows, :width], attention_mask=mask, position_ids=positions.expand(len(rows), width),
-                          cache=DynamicCache(config=self.lm.config))
+        fresh = DynamicCache(config=self.lm.config)
+        out = self._trunk(input_ids=tokens[rows, :width], attention_mask=mask, position_ids=positions.expand(len(rows), width), cache=fresh)
         hidden = out.last_hidden_state[torch.arange(len(rows), device=tokens.device), lengths[rows] - 1]
         self.cache_steps["prefilled"] += len(rows)
         if rc.cache is None:  # the first call: every row was prefilled here
-            rc.cache, rc.mask, rc.hidden = out.past_key_values, mask, hidden
+            rc.cache, rc.mask, rc.hidden = fresh, mask, hidden
             return
         assert rc.mask is not None and rc.hidden is not None
         columns = rc.mask.shape[1]
@@ -310,7 +310,7 @@ class LMPolicy(ActorCriticPolicy):
                 layer.values = torch.nn.functional.pad(layer.values, (0, 0, extra, 0))
             rc.mask = torch.nn.functional.pad(rc.mask, (extra, 0))
             columns = width
-        for layer, new in zip(rc.cache.layers, out.past_key_values.layers):
+        for layer, new in zip(rc.cache.layers, fresh.layers):
             layer.keys[rows, :, columns - width :] = new.keys
             layer.values[rows, :, columns - width :] = new.values
         rc.mask[rows] = 0
