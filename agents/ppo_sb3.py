@@ -1,14 +1,22 @@
-"""Stable-Baselines3 PPO (``MultiInputPolicy``) on ``codegym/CodeSynthesis-v0``: the off-the-shelf
-baseline a Gymnasium user would try first.
+"""Stable-Baselines3 PPO on ``codegym/CodeSynthesis-v0``: the off-the-shelf baseline a Gymnasium user would try first.
 
-The SB3 policy is a fresh MLP over the token-id observation (it does not start from the pretrained
-LM; only the tokenizer is shared), acting one token per step; the env runs the finished program and
-pays the reward. One agent step is one SB3 iteration: ``n_steps × n_envs`` environment steps, then
-``n_epochs`` of PPO updates. Settings not listed keep SB3's defaults.
+By default (``sb3_policy="lm"``) SB3's policy is `codegym.agents.sb3.LMPolicy`: the pretrained LM is the
+actor (a Categorical over its next-token logits / temperature) with a linear value head on its hidden
+state, started at the mean return of the first rollout (`ValueInit`). ``sb3_policy="mlp"`` keeps SB3's
+``MultiInputPolicy``, an MLP over the raw token ids trained from scratch: the from-scratch control.
+
+SB3's PPO optimises, per token, the clipped surrogate with GAE (γ, λ) over the episode's tokens, the
+environment's reward at the last token, no KL to the pretrained policy. One agent step is one SB3
+iteration: ``n_steps × n_envs`` environment steps, then ``n_epochs`` of PPO updates over minibatches
+of ``batch_size`` steps (the LM policy's default, 512 = one minibatch per epoch, lets the steps of one
+episode share a forward pass in the update). An episode truncated at ``max_new_tokens`` is reported
+to SB3 as terminated: the env pays the whole program's reward then, so there is nothing to bootstrap
+(SB3 would add γ·V(last observation) to it). Settings not listed keep SB3's defaults.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -16,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -29,9 +38,15 @@ __all__ = ["PPOSB3", "PPOSB3Config"]
 @dataclass
 class PPOSB3Config(AgentConfig):
     """SB3 PPO settings (beyond `AgentConfig`; ``lr``, ``max_grad_norm``, ``max_new_tokens``, ``reward``,
-    ``timeout`` and ``seed`` are used, the LM sampling settings are not).
+    ``timeout``, ``seed``, and for the LM policy ``temperature`` (training) and ``eval_top_p`` (evaluation)
+    are used; ``batch_problems``, ``samples_per_problem``, ``top_p`` and the pipeline settings are not).
 
     Attributes:
+        sb3_policy: ``"lm"`` (`LMPolicy` on the initial policy, the default) or ``"mlp"`` (SB3's
+            ``MultiInputPolicy`` from scratch, the control; give it ``lr=3e-4, batch_size=64``, its old defaults).
+        value_features: the LM policy's value head reads ``"detached"`` hidden states (the value loss
+            leaves the LM alone; ours, as nothing anchors this PPO to the pretrained LM) or ``"shared"`` ones.
+        train_layers: the LM policy trains only its top k blocks (0: every layer).
         n_envs: environments stepped together.
         n_steps: environment steps per env per iteration.
         batch_size, n_epochs: SB3's minibatch size and epochs per iteration.
@@ -39,11 +54,14 @@ class PPOSB3Config(AgentConfig):
         max_prompt_tokens: prompt tokens in the observation.
     """
 
-    lr: float = 3e-4
+    sb3_policy: str = "lm"
+    value_features: str = "detached"
+    train_layers: int = 0
+    lr: float = 2e-5
     max_grad_norm: float = 0.5
-    n_envs: int = 4
-    n_steps: int = 128
-    batch_size: int = 64
+    n_envs: int = 8
+    n_steps: int = 64
+    batch_size: int = 512
     n_epochs: int = 4
     gamma: float = 1.0
     gae_lambda: float = 0.95
@@ -53,7 +71,7 @@ class PPOSB3Config(AgentConfig):
     max_prompt_tokens: int = 128
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "tiny": {**AgentConfig.PRESETS["tiny"], "n_envs": 2, "n_steps": 16, "batch_size": 16, "n_epochs": 2, "max_prompt_tokens": 32},
+        "tiny": {**AgentConfig.PRESETS["tiny"], "n_envs": 2, "n_steps": 16, "batch_size": 32, "n_epochs": 2, "max_prompt_tokens": 32},
         "default": {},
         "paper": dict(AgentConfig.PRESETS["paper"]),
     }
@@ -82,6 +100,14 @@ def _episode_stats():
     return EpisodeStats()
 
 
+class EndsAtTruncation(gym.Wrapper):
+    """Reports a truncated episode as terminated: the env pays the program's whole reward when it truncates."""
+
+    def step(self, action: Any) -> Any:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward, terminated or truncated, False, info
+
+
 class PPOSB3(Agent):
     """SB3 PPO on the token-level environment (see the module docstring)."""
 
@@ -89,19 +115,38 @@ class PPOSB3(Agent):
     Config = PPOSB3Config
 
     def __init__(self, config: PPOSB3Config, policy: Any = "default", model: Any = None) -> None:
-        """``policy`` only provides the tokenizer: ``"default"``, a model directory, a `Policy` or a tokenizer."""
+        """``policy``: the initial LM (and tokenizer): ``"default"``, a model directory or hub name, or a `Policy`;
+        with ``sb3_policy="mlp"`` only its tokenizer is used (a tokenizer works too)."""
         super().__init__(config)
         from codegym.envs.tokens import load_tokenizer
-        from codegym.models.policy import DEFAULT_DIR, Policy
+        from codegym.models.policy import DEFAULT_DIR, Policy, load_policy
 
+        if config.sb3_policy not in ("lm", "mlp"):
+            raise ValueError(f"sb3_policy must be 'lm' (the LM as SB3's policy) or 'mlp' (SB3's MultiInputPolicy from scratch), got {config.sb3_policy!r}")
         self.config: PPOSB3Config = config
-        if isinstance(policy, (str, os.PathLike)):
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model = model
+        self.lm: Any = None  # the LM policy's causal LM, the same module as SB3's ``policy.lm`` once that exists
+        if config.sb3_policy == "lm" and model is not None:
+            self.lm = model.policy.lm
+            self.tokenizer = policy
+        elif config.sb3_policy == "lm":
+            if not isinstance(policy, (str, os.PathLike, Policy)):
+                raise TypeError("the LM policy needs a language model: pass 'default', a model directory or hub name, or a Policy")
+            loaded = load_policy(policy, device="cpu") if isinstance(policy, (str, os.PathLike)) else policy
+            self.lm, self.tokenizer = loaded.model.float(), loaded.tokenizer
+        elif isinstance(policy, (str, os.PathLike)):
             self.tokenizer = load_tokenizer(str(DEFAULT_DIR) if policy == "default" else policy)
         else:  # a codegym Policy (its tokenizer is used), or a tokenizer
             self.tokenizer = policy.tokenizer if isinstance(policy, Policy) else policy
-        self.model = model
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._sampler: Policy | None = None
+        self._value_init: Any = None
         self.timing = {"wall_s": 0.0, "episodes": 0}  # the env runs each program synchronously: no overlap to measure
+
+    @staticmethod
+    def policy_kwargs(cfg: PPOSB3Config, lm: Any) -> dict[str, Any]:
+        """`LMPolicy`'s keyword arguments for ``cfg``, with ``lm`` the causal LM (or where to load it from)."""
+        return {"lm": lm, "temperature": cfg.temperature, "value_features": cfg.value_features, "train_layers": cfg.train_layers or None}
 
     def _env(self, problems: Sequence[Problem], n: int) -> Any:
         from stable_baselines3.common.monitor import Monitor
@@ -112,29 +157,39 @@ class PPOSB3(Agent):
         cfg = self.config
 
         def make() -> Any:
-            return Monitor(CodeSynthesisEnv(problems=list(problems), split=None, tokenizer=self.tokenizer, reward=cfg.reward,
-                                            max_new_tokens=cfg.max_new_tokens, max_prompt_tokens=cfg.max_prompt_tokens,
-                                            timeout=cfg.timeout, executor=self.executor))
+            env = CodeSynthesisEnv(problems=list(problems), split=None, tokenizer=self.tokenizer, reward=cfg.reward,
+                                   max_new_tokens=cfg.max_new_tokens, max_prompt_tokens=cfg.max_prompt_tokens,
+                                   timeout=cfg.timeout, executor=self.executor)
+            return Monitor(EndsAtTruncation(env))
 
         return DummyVecEnv([make for _ in range(n)])
 
     def _train(self, problems: list[Problem], steps: int) -> Iterator[dict[str, Any]]:
         from stable_baselines3 import PPO
 
+        from codegym.agents.sb3 import LMPolicy, ValueInit
+
         cfg = self.config
         env = self._env(problems, cfg.n_envs)
         if self.model is None:
+            lm = cfg.sb3_policy == "lm"
             self.model = PPO(
-                "MultiInputPolicy", env, learning_rate=cfg.lr, n_steps=cfg.n_steps, batch_size=cfg.batch_size, n_epochs=cfg.n_epochs,
-                gamma=cfg.gamma, gae_lambda=cfg.gae_lambda, clip_range=cfg.clip_range, ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef,
-                max_grad_norm=cfg.max_grad_norm, seed=cfg.seed, device=self.device, verbose=0,
+                LMPolicy if lm else "MultiInputPolicy", env, learning_rate=cfg.lr, n_steps=cfg.n_steps, batch_size=cfg.batch_size,
+                n_epochs=cfg.n_epochs, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda, clip_range=cfg.clip_range, ent_coef=cfg.ent_coef,
+                vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm, seed=cfg.seed, device=self.device, verbose=0,
+                policy_kwargs=self.policy_kwargs(cfg, self.lm) if lm else None,
             )
+            if lm:  # SB3 pickles policy_kwargs into its zip: name the LM there instead of embedding the module
+                self.model.policy_kwargs = self.policy_kwargs(cfg, self.model.policy.lm_source)
         else:
             self.model.set_env(env)
+        if cfg.sb3_policy == "lm" and self._value_init is None:
+            self._value_init = ValueInit()
         for _ in range(steps):
             start = time.perf_counter()
             stats = _episode_stats()
-            self.model.learn(cfg.n_steps * cfg.n_envs, callback=stats, reset_num_timesteps=False)
+            callbacks = [stats] + ([self._value_init] if self._value_init is not None else [])
+            self.model.learn(cfg.n_steps * cfg.n_envs, callback=callbacks, reset_num_timesteps=False)
             self.timing["wall_s"] += time.perf_counter() - start
             self.timing["episodes"] += len(stats.rewards)
             logged = {k.split("/")[-1]: float(v) for k, v in self.model.logger.name_to_value.items() if k.startswith("train/")}
@@ -151,7 +206,24 @@ class PPOSB3(Agent):
             }
 
     def generate(self, prompts: Sequence[str], n: int = 1, temperature: float | None = None, seed: int | None = None) -> list[list[str]]:
-        """Roll the SB3 policy out for each prompt, ``n`` times, all rows stepped together (``temperature=0``: deterministic)."""
+        """``n`` completions per prompt (``temperature`` None: the training one; 0: greedy).
+
+        The LM policy samples its LM with codegym's sampler, as every LM agent evaluates (same
+        distribution, logits / temperature, with the ``eval_top_p`` nucleus); the MLP control is
+        rolled out in the environment, all rows stepped together.
+        """
+        cfg = self.config
+        if cfg.sb3_policy == "lm":
+            from codegym.models.policy import Policy
+
+            if self._sampler is None or self._sampler.model is not self.lm:
+                self._sampler = Policy(self.lm, self.tokenizer, next(self.lm.parameters()).device)
+            rows = self._sampler.sample(list(prompts), n=n, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature if temperature is None else temperature,
+                                        top_p=cfg.eval_top_p, seed=cfg.seed if seed is None else seed)
+            return [[s.text for s in row] for row in rows]
+        return self._generate_mlp(prompts, n, temperature, seed)
+
+    def _generate_mlp(self, prompts: Sequence[str], n: int, temperature: float | None, seed: int | None) -> list[list[str]]:
         from codegym.envs import CodeSynthesisEnv
 
         if self.model is None:
@@ -184,6 +256,9 @@ class PPOSB3(Agent):
             raise RuntimeError("nothing to save: the ppo_sb3 agent has not been trained yet (call fit first)")
         self.model.save(directory / "sb3_ppo.zip")
         self.tokenizer.save_pretrained(directory / "tokenizer")
+        if self.config.sb3_policy == "lm":  # the trained LM on its own, loadable by every codegym tool (load_policy)
+            self.lm.save_pretrained(directory / "policy")
+            self.tokenizer.save_pretrained(directory / "policy")
         torch.save({"timing": self.timing}, directory / STATE_FILE)
 
     @classmethod
@@ -192,7 +267,13 @@ class PPOSB3(Agent):
 
         from codegym.envs.tokens import load_tokenizer
 
+        assert isinstance(config, PPOSB3Config)
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        agent = cls(config, load_tokenizer(str(directory / "tokenizer")), model=PPO.load(directory / "sb3_ppo.zip", device=device))  # type: ignore[arg-type]
+        tokenizer = load_tokenizer(str(directory / "tokenizer"))
+        if not (directory / "policy").is_dir():  # an MLP checkpoint (also those saved before sb3_policy existed)
+            config = dataclasses.replace(config, sb3_policy="mlp")
+        custom = {"policy_kwargs": cls.policy_kwargs(config, str(directory / "policy"))} if config.sb3_policy == "lm" else {}
+        model = PPO.load(directory / "sb3_ppo.zip", device=device, custom_objects=custom)  # the LM policy rebuilt around the saved LM
+        agent = cls(config, tokenizer, model=model)
         agent.timing.update(torch.load(directory / STATE_FILE, weights_only=False)["timing"])
         return agent

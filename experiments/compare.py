@@ -198,7 +198,7 @@ def compare(
     agents: Optional[list[str]] = typer.Option(None, "--agents", help="Only these agents, comma-separated (default: every agent of the preset's studies)."),
     problems: Optional[list[str]] = typer.Option(None, "--problems", help="Training data specs, comma-separated, e.g. mbpp:train,basic:train@500 (default: the preset's)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Seeds, comma-separated, e.g. 0,1,2 (default: the preset's)."),
-    studies: Optional[list[str]] = typer.Option(None, "--studies", help="Studies to run, comma-separated: procgen, agents, data, critic, replay, rewards, tests, lr, procgen_lr (default: the preset's)."),
+    studies: Optional[list[str]] = typer.Option(None, "--studies", help="Studies to run, comma-separated: procgen, agents, sb3, data, critic, replay, rewards, tests, lr, procgen_lr (default: the preset's)."),
     model: Optional[str] = typer.Option(None, "--model", help="Initial policy: 'default' (shipped), a model directory or a hub name."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: runs/compare-PRESET). Rerun with the same one to resume."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Sandbox workers (default: one per CPU)."),

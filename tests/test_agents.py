@@ -251,9 +251,12 @@ def test_train_and_evaluate_commands(toy, in_tmp):
 # -- every agent: train, checkpoint, load, evaluate --------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["actor_critic", "ppo_lm", "coderl", "grpo", "rloo", "rft", "ppo_sb3", "clm"])
+@pytest.mark.parametrize("name", ["actor_critic", "ppo_lm", "coderl", "grpo", "rloo", "rft", "ppo_sb3", "ppo_sb3 mlp", "clm"])
 def test_every_agent_trains_saves_loads_and_evaluates(toy, executor, in_tmp, name):
-    overrides = {"batch_problems": 1, "samples_per_problem": 4, "max_new_tokens": 8} if name != "ppo_sb3" else {"max_new_tokens": 8}
+    overrides = {"batch_problems": 1, "samples_per_problem": 4, "max_new_tokens": 8}
+    if name.startswith("ppo_sb3"):  # the toy LM's context is 32 tokens
+        overrides = {"max_new_tokens": 8, "max_prompt_tokens": 24, "sb3_policy": name.partition(" ")[2] or "lm"}
+        name = "ppo_sb3"
     agent = agents.make(name, policy=copy.deepcopy(toy), preset="tiny", **overrides)
     before = module_weights(agent)
     history = agent.fit(toy_problems(2), 2, executor=executor, checkpoint_dir=in_tmp / "ck")
@@ -273,9 +276,13 @@ def test_every_agent_trains_saves_loads_and_evaluates(toy, executor, in_tmp, nam
     assert summary["pass@1"] == pytest.approx(expected["pass@1"]) and summary["pass@2"] == pytest.approx(expected["pass@2"])
 
 
-@pytest.mark.parametrize("name", ["ppo_lm", "coderl", "rft"])
+SB3_TOY = dict(max_prompt_tokens=24, n_envs=4, n_steps=16, batch_size=64)  # ~12 episodes per step, the toy LM's 32-token context
+
+
+@pytest.mark.parametrize("name", ["ppo_lm", "coderl", "rft", "ppo_sb3"])
 def test_lm_baselines_raise_toy_pass_rate(toy, executor, in_tmp, name):
-    agent = agents.make(name, policy=copy.deepcopy(toy), preset="tiny", batch_problems=1, samples_per_problem=16, max_new_tokens=8, lr=1e-3 if name == "ppo_lm" else 3e-3)
+    settings = {"ppo_lm": {"lr": 1e-3}, "coderl": {"lr": 3e-3}, "ppo_sb3": {"lr": 3e-3, **SB3_TOY}}[name]
+    agent = agents.make(name, policy=copy.deepcopy(toy), preset="tiny", batch_problems=1, samples_per_problem=16, max_new_tokens=8, **settings)
     before = toy_pass_rate(agent, executor)
     agent.fit(toy_problems(1), 8, executor=executor)
     assert toy_pass_rate(agent, executor) > before + 0.15

@@ -7,6 +7,7 @@ import time
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 import codegym  # noqa: F401  (registers the ids)
 from codegym.envs import CodeSynthesisEnv, CodeSynthesisSeqEnv
@@ -239,12 +240,56 @@ def test_vector_entry_point_batches_and_rewards(tokenizer, executor, in_tmp):
 
 
 def test_sb3_ppo_learns_end_to_end(tokenizer, executor, in_tmp):
+    """README's example at CI size: PPO(LMPolicy, env).learn(64) trains on the env's rewards and moves the policy
+    towards the actions with positive advantage."""
     from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
 
-    env = token_env(executor, tokenizer, max_new_tokens=16, max_prompt_tokens=32)
-    model = PPO("MultiInputPolicy", env, n_steps=256, batch_size=64, n_epochs=1, seed=0, device="cpu")
-    model.learn(2048)
-    assert model.num_timesteps >= 2048
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from codegym.agents.sb3 import LMPolicy, ValueInit
+
+    def paper(info):  # the README's table for the default preset, from the env's verdict
+        if info["outcome"] == "syntax_error":
+            return -1.0
+        if info["outcome"] in ("runtime_error", "timeout") and not any(info["test_passed"]):
+            return -0.6
+        return info["pass_ratio"]
+
+    class Finished(BaseCallback):
+        """(step, env, reward SB3 saw, the reward preset applied to the env's verdict) of every finished episode."""
+
+        def __init__(self):
+            super().__init__()
+            self.rows = []
+
+        def _on_step(self):
+            step = self.model.rollout_buffer.pos
+            for i, (done, info, reward) in enumerate(zip(self.locals["dones"], self.locals["infos"], self.locals["rewards"])):
+                if done:
+                    self.rows.append((step, i, float(reward), paper(info)))
+            return True
+
+    env = DummyVecEnv([lambda: Monitor(token_env(executor, tokenizer, max_new_tokens=8, max_prompt_tokens=24)) for _ in range(2)])
+    model = PPO(LMPolicy, env, policy_kwargs={"lm": "default"}, n_steps=32, batch_size=64, n_epochs=1, learning_rate=1e-5, seed=0, device="cpu")
+    before = {k: v.clone() for k, v in model.policy.state_dict().items()}
+    finished = Finished()
+    model.learn(64, callback=[finished, ValueInit()])
+    assert model.num_timesteps == 64 and len(finished.rows) >= 4
+    buffer = model.rollout_buffer  # flattened by the update: index = step * n_envs + env
+    rewards = buffer.rewards.reshape(-1)
+    done_at = {step * 2 + i: (seen, expected) for step, i, seen, expected in finished.rows}
+    for index, (seen, expected) in done_at.items():
+        assert rewards[index] == pytest.approx(seen) == pytest.approx(expected)  # the buffer's reward is the env's verdict, scored by the preset
+    assert all(rewards[i] == 0 for i in range(len(rewards)) if i not in done_at)  # no reward before an episode ends
+    # the update changed the LM, and raised the log-prob of the actions with positive advantage (first-order PPO improvement)
+    assert not torch.equal(before["lm.transformer.h.0.mlp.c_fc.weight"], model.policy.state_dict()["lm.transformer.h.0.mlp.c_fc.weight"])
+    data = next(buffer.get(None))
+    with torch.no_grad():
+        _, after, _ = model.policy.evaluate_actions(data.observations, data.actions.long().flatten())
+    advantages = (data.advantages - data.advantages.mean()) / (data.advantages.std() + 1e-8)
+    assert float((advantages * (after - data.old_log_prob)).sum()) > 0
 
 
 FORKED_VECTOR_ENVS = """

@@ -8,14 +8,17 @@ episodes) and the same batch shape (problems × samples per problem) for ``actor
 - ``exec_wait_fraction``: the share of ``actor_critic``'s training wall clock spent blocked on test
   execution (sampling of the next batch overlaps the execution of the previous one);
 - pass rate: pass@1 on the training problems after the budget (``--eval-n`` samples per problem);
-- ``ratio_vs_ppo_lm``, ``ratio_vs_grpo``: actor_critic's samples/s over theirs.
+- ``ratio_vs_ppo_lm``, ``ratio_vs_grpo``: actor_critic's samples/s over theirs;
+- ``ppo_sb3_vs_ppo_lm``: ppo_sb3's samples/s (SB3's PPO with `codegym.agents.sb3.LMPolicy`, the same
+  LM) over ppo_lm's (target ≥ 0.5), and ``ppo_sb3_first_quarter_pass_rate`` /
+  ``ppo_sb3_last_quarter_pass_rate``: its training pass rate over the first and last quarter of its episodes.
 
 The budget is trained in ``--rounds`` rounds, the agents taking turns within each round, so that load
-from other processes on a shared machine hits every agent alike. ``ppo_sb3``'s policy is SB3's MLP
-over token ids (it cannot start from the LM), so "same policy size" holds for the two LM agents only.
-Ends with one JSON line.
+from other processes on a shared machine hits every agent alike. Every agent starts from the same LM
+(``ppo_sb3`` through `LMPolicy`; its batch is SB3's ``n_steps × n_envs`` tokens, not problems × samples).
+``--agents`` runs a subset (ppo_lm is always kept: the ratios need it). Ends with one JSON line.
 
-    python experiments/benchmarks/bench_agents.py [--quick] [--problems simple] [--budget 512]
+    python experiments/benchmarks/bench_agents.py [--quick] [--problems simple] [--budget 512] [--agents ppo_lm,ppo_sb3]
 """
 
 from __future__ import annotations
@@ -32,19 +35,35 @@ from codegym import problems as sources
 from codegym.execution import Executor
 
 AGENTS = ("actor_critic", "ppo_lm", "coderl", "grpo", "rloo", "ppo_sb3")
-LM_AGENTS = tuple(a for a in AGENTS if a != "ppo_sb3")
 
 
-def train_round(agent, problems, episodes: int, per_step: int, executor) -> float:
-    """Train ``agent`` on about ``episodes`` more episodes; returns the wall-clock seconds it took."""
+def train_round(agent, problems, episodes: int, per_step: int, executor, history: list[dict]) -> float:
+    """Train ``agent`` on about ``episodes`` more episodes (its step metrics go to ``history``); returns the wall-clock seconds it took."""
     start = time.perf_counter()
     if agent.name == "ppo_sb3":  # episodes per SB3 iteration vary: iterate until the count is reached
         target = agent.timing["episodes"] + episodes
         while agent.timing["episodes"] < target:
-            agent.fit(problems, 1, executor=executor)
+            history += agent.fit(problems, 1, executor=executor)
     else:
-        agent.fit(problems, math.ceil(episodes / per_step), executor=executor)
+        history += agent.fit(problems, math.ceil(episodes / per_step), executor=executor)
     return time.perf_counter() - start
+
+
+def quarter_pass_rates(history: list[dict]) -> tuple[float, float]:
+    """Training pass rate over the first and the last quarter of the episodes (steps weighted by their episodes)."""
+    episodes = [(m["pass_rate"], m["episodes"]) for m in history if m.get("episodes")]
+    total = sum(n for _, n in episodes)
+
+    def rate(lo: float, hi: float) -> float:
+        seen, passed, count = 0, 0.0, 0
+        for p, n in episodes:
+            mid = seen + n / 2
+            if lo <= mid < hi:
+                passed, count = passed + p * n, count + n
+            seen += n
+        return round(passed / count, 4) if count else float("nan")
+
+    return rate(0, total / 4), rate(3 * total / 4, total + 1)
 
 
 def main() -> None:
@@ -62,6 +81,7 @@ def main() -> None:
     parser.add_argument("--eval-n", type=int, default=None, help="Samples per problem for the final pass rate (default 4; --quick 2).")
     parser.add_argument("--workers", type=int, default=2, help="Sandbox workers.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--agents", default=",".join(AGENTS), help="Comma-separated agents to run (ppo_lm is always included).")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 avoids oversubscribing cores shared with the sandbox workers).")
     args = parser.parse_args()
     defaults = {"budget": (2048, 512), "rounds": (4, 2), "max_new_tokens": (64, 32), "eval_n": (4, 2)}
@@ -70,6 +90,10 @@ def main() -> None:
             setattr(args, key, quick if args.quick else full)
 
     torch.set_num_threads(args.threads)
+    chosen = [a for a in AGENTS if a in set(args.agents.split(",")) | {"ppo_lm"}]
+    unknown = set(args.agents.split(",")) - set(AGENTS)
+    if unknown:
+        parser.error(f"unknown agent(s) {', '.join(sorted(unknown))}; choose from {', '.join(AGENTS)}")
     problems = sources.load(args.problems, split=args.split)
     per_step = args.batch_problems * args.samples_per_problem
     lm = {"batch_problems": args.batch_problems, "samples_per_problem": args.samples_per_problem}
@@ -77,17 +101,18 @@ def main() -> None:
     with Executor(workers=args.workers) as executor:
         learners = {
             name: agents.make(name, policy=args.policy, preset=args.preset, max_new_tokens=args.max_new_tokens, seed=args.seed, **({} if name == "ppo_sb3" else lm))
-            for name in AGENTS
+            for name in chosen
         }
         # Warm-up, not timed: the sandbox pool's start and each model's first call.
         executor.run(problems[0].reference_program() if problems[0].reference else "pass", list(problems[0].tests))
-        for name in LM_AGENTS:
+        for name in chosen:
             learners[name].generate([problems[0].prompt], 1)
-        wall = dict.fromkeys(AGENTS, 0.0)
+        wall = dict.fromkeys(chosen, 0.0)
+        history: dict[str, list[dict]] = {name: [] for name in chosen}
         for _ in range(args.rounds):
-            for name in AGENTS:
-                wall[name] += train_round(learners[name], problems, args.budget // args.rounds, per_step, executor)
-        for name in AGENTS:
+            for name in chosen:
+                wall[name] += train_round(learners[name], problems, args.budget // args.rounds, per_step, executor, history[name])
+        for name in chosen:
             agent = learners[name]
             episodes = agent.timing["episodes"]
             result = agents.evaluate_agent(agent, problems, n=args.eval_n, ks=[1], executor=executor, seed=args.seed)
@@ -96,10 +121,17 @@ def main() -> None:
             out[f"{name}_episodes"] = episodes
             out[f"{name}_wall_s"] = round(wall[name], 2)
             print(f"{name:13s} {episodes / wall[name]:8.2f} samples/s  {episodes} episodes in {wall[name]:.1f}s  pass@1 {result['pass@1']:.3f}", flush=True)
-    out["actor_critic_exec_wait_s"] = round(learners["actor_critic"].timing["exec_wait_s"], 3)
-    out["exec_wait_fraction"] = round(learners["actor_critic"].timing["exec_wait_s"] / wall["actor_critic"], 4)
-    out["ratio_vs_ppo_lm"] = round(out["actor_critic_samples_per_s"] / out["ppo_lm_samples_per_s"], 3)  # type: ignore[operator]
-    out["ratio_vs_grpo"] = round(out["actor_critic_samples_per_s"] / out["grpo_samples_per_s"], 3)  # type: ignore[operator]
+    if "actor_critic" in learners:
+        out["actor_critic_exec_wait_s"] = round(learners["actor_critic"].timing["exec_wait_s"], 3)
+        out["exec_wait_fraction"] = round(learners["actor_critic"].timing["exec_wait_s"] / wall["actor_critic"], 4)
+        out["ratio_vs_ppo_lm"] = round(out["actor_critic_samples_per_s"] / out["ppo_lm_samples_per_s"], 3)  # type: ignore[operator]
+        if "grpo" in learners:
+            out["ratio_vs_grpo"] = round(out["actor_critic_samples_per_s"] / out["grpo_samples_per_s"], 3)  # type: ignore[operator]
+    if "ppo_sb3" in learners:
+        out["ppo_sb3_vs_ppo_lm"] = round(out["ppo_sb3_samples_per_s"] / out["ppo_lm_samples_per_s"], 3)  # type: ignore[operator]
+        first, last = quarter_pass_rates(history["ppo_sb3"])
+        out["ppo_sb3_first_quarter_pass_rate"], out["ppo_sb3_last_quarter_pass_rate"] = first, last
+        print(f"ppo_sb3 / ppo_lm samples/s: {out['ppo_sb3_vs_ppo_lm']:.3f}; ppo_sb3 training pass rate, first quarter {first:.3f}, last quarter {last:.3f}", flush=True)
     print(json.dumps(out))
 
 

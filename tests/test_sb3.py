@@ -1,0 +1,138 @@
+"""`codegym.agents.sb3.LMPolicy`: the rollout's cached log-probs equal the update's recomputation, observation
+alignment, the frozen trunk, and SB3's save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from codegym.agents.sb3 import LMPolicy, ValueInit, aligned, prefix_groups
+from codegym.envs import CodeSynthesisEnv
+from codegym.envs.tokens import load_tokenizer
+
+from .test_envs import TOY
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer()
+
+
+def vec_env(executor, tokenizer, n=2, **kwargs):
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    kwargs = {"max_new_tokens": 8, "max_prompt_tokens": 24, **kwargs}
+    return DummyVecEnv([lambda: Monitor(CodeSynthesisEnv(TOY, None, tokenizer, executor=executor, timeout=1.0, **kwargs)) for _ in range(n)])
+
+
+def collect(model, steps):
+    """One rollout of ``steps`` steps per env into the model's buffer (no update)."""
+    _, callback = model._setup_learn(steps * model.n_envs, callback=None)
+    callback.on_training_start(locals(), globals())
+    assert model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=steps)
+    return model.rollout_buffer
+
+
+def buffer_tensors(model, buffer):
+    data = next(buffer.get(None))  # the whole buffer, one batch
+    return data.observations, data.actions.long().flatten(), data.old_log_prob, data.old_values, data.advantages
+
+
+def test_rollout_logprobs_equal_evaluate_actions(tokenizer, executor, in_tmp):
+    from stable_baselines3 import PPO
+
+    # Short episodes, so the 48 steps hold restarts of every env's row, truncations and a repacked cache.
+    model = PPO(LMPolicy, vec_env(executor, tokenizer, n=3), n_steps=48, batch_size=144, seed=0, device="cpu")
+    buffer = collect(model, 48)
+    policy = model.policy
+    assert policy.cache_steps["extended"] > 48 and policy.cache_steps["prefilled"] > 3 * 3  # the cache served most steps, and episodes restarted
+    assert buffer.episode_starts[1:].sum() >= 6
+    obs, actions, old_logprob, old_values, _ = buffer_tensors(model, buffer)
+    with torch.no_grad():
+        values, logprob, entropy = policy.evaluate_actions(obs, actions)
+    assert torch.allclose(logprob, old_logprob, atol=1e-4, rtol=0), float((logprob - old_logprob).abs().max())
+    assert torch.allclose(values.flatten(), old_values, atol=1e-4, rtol=0)
+    assert bool((entropy > 0).all())
+    # The same log-probs without the cache (every step prefilled), and without sharing prefixes (one row per pass).
+    fresh = LMPolicy(model.observation_space, model.action_space, lambda _: 1e-5, use_cache=False)
+    fresh.load_state_dict(policy.state_dict())
+    tokens, lengths = aligned(obs)
+    one_by_one = torch.cat([fresh.hidden_exact(tokens[i : i + 1], lengths[i : i + 1]) for i in range(len(lengths))])
+    with torch.no_grad():
+        alone = fresh._distribution(one_by_one).log_prob(actions)
+    assert torch.allclose(alone, old_logprob, atol=1e-4, rtol=0)
+
+
+def test_observation_alignment_and_prefix_groups():
+    tokens = torch.tensor([[5, 6, 7, 0], [5, 6, 0, 0], [5, 9, 0, 0], [5, 6, 7, 8]])
+    lengths = torch.tensor([3, 2, 2, 4])
+    reps, owner = prefix_groups(tokens, lengths)
+    # rows 0 and 1 are prefixes of row 3; row 2 is not
+    assert sorted(reps.tolist()) == [2, 3] and reps[owner[0]] == 3 and reps[owner[1]] == 3 and reps[owner[2]] == 2
+    mask = (torch.arange(4) < lengths[:, None]).to(torch.int8)
+    right = {"tokens": tokens.float(), "mask": mask.float(), "length": lengths[:, None].float()}
+    left = {"tokens": torch.stack([t.roll(int(4 - n)) for t, n in zip(tokens, lengths)]).float(),
+            "mask": torch.stack([m.roll(int(4 - n)) for m, n in zip(mask, lengths)]).float(), "length": lengths[:, None].float()}
+    for obs in (right, left):
+        got, n = aligned(obs)
+        assert torch.equal(n, lengths)
+        assert all(torch.equal(got[i, : lengths[i]], tokens[i, : lengths[i]]) for i in range(4))
+    with pytest.raises(ValueError, match="disagrees"):
+        aligned({**right, "length": (lengths[:, None] + 1).float()})
+
+
+def test_frozen_trunk_trains_only_the_top_layers_and_sb3_save_load(tokenizer, executor, in_tmp):
+    from stable_baselines3 import PPO
+
+    env = vec_env(executor, tokenizer, n=2)
+    model = PPO(LMPolicy, env, n_steps=16, batch_size=32, n_epochs=1, seed=0, device="cpu", learning_rate=1e-4,
+                policy_kwargs={"lm": "default", "train_layers": 1, "value_features": "shared"})
+    lm = model.policy.lm
+    before = {name: p.detach().clone() for name, p in lm.named_parameters()}
+    model.learn(32)
+    changed = {name for name, p in lm.named_parameters() if not torch.equal(p, before[name])}
+    assert changed and all(name.startswith(("transformer.h.3.", "transformer.ln_f.")) for name in changed), changed
+    assert {"transformer.wte.weight", "transformer.h.0.attn.c_attn.weight"}.isdisjoint(changed)
+    model.save(in_tmp / "ppo.zip")
+    loaded = PPO.load(in_tmp / "ppo.zip", device="cpu")
+    assert isinstance(loaded.policy, LMPolicy) and loaded.policy.train_layers == 1 and loaded.policy.value_features == "shared"
+    for key, value in model.policy.state_dict().items():
+        assert torch.equal(value, loaded.policy.state_dict()[key]), key
+    obs = env.reset()
+    with torch.no_grad():
+        a = model.policy.evaluate_actions(model.policy.obs_to_tensor(obs)[0], torch.zeros(2, dtype=torch.long))[1]
+        b = loaded.policy.evaluate_actions(loaded.policy.obs_to_tensor(obs)[0], torch.zeros(2, dtype=torch.long))[1]
+    assert torch.allclose(a, b)
+
+
+def test_value_init_starts_the_critic_at_the_mean_return(tokenizer, executor, in_tmp):
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Returns(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.returns = []
+
+        def _on_step(self):
+            self.returns += [float(info["episode"]["r"]) for done, info in zip(self.locals["dones"], self.locals["infos"]) if done]
+            return True
+
+    model = PPO(LMPolicy, vec_env(executor, tokenizer, n=2), n_steps=24, batch_size=48, n_epochs=1, seed=0, device="cpu")
+    seen = Returns()
+    model.learn(48, callback=[seen, ValueInit()])
+    assert seen.returns and bool(model.policy.value_initialised)
+    assert float(model.policy.value_net.bias.detach()) == pytest.approx(np.mean(seen.returns), abs=1e-3)  # one small update since
+    buffer = model.rollout_buffer
+    assert np.allclose(buffer.returns, buffer.advantages + buffer.values, atol=1e-5)  # recomputed with the shifted values
+    assert abs(buffer.values.mean() - np.mean(seen.returns)) < 1e-4
