@@ -281,7 +281,7 @@ SB3_TOY = dict(max_prompt_tokens=24, n_envs=4, n_steps=16, batch_size=64)  # ~12
 
 @pytest.mark.parametrize("name", ["ppo_lm", "coderl", "rft", "ppo_sb3"])
 def test_lm_baselines_raise_toy_pass_rate(toy, executor, in_tmp, name):
-    settings = {"ppo_lm": {"lr": 1e-3}, "coderl": {"lr": 3e-3}, "ppo_sb3": {"lr": 3e-3, **SB3_TOY}}[name]
+    settings = {"ppo_lm": {"lr": 1e-3}, "coderl": {"lr": 3e-3}, "rft": {"lr": 3e-3}, "ppo_sb3": {"lr": 3e-3, **SB3_TOY}}[name]
     agent = agents.make(name, policy=copy.deepcopy(toy), preset="tiny", batch_problems=1, samples_per_problem=16, max_new_tokens=8, **settings)
     before = toy_pass_rate(agent, executor)
     agent.fit(toy_problems(1), 8, executor=executor)

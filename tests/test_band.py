@@ -114,9 +114,10 @@ def test_caches_miss_when_the_policy_is_retrained_under_the_same_path(in_tmp, ex
         resolve(["toy.jsonl+band"], cache_dir=in_tmp / "data", executor=executor, band=BandConfig(policy=str(in_tmp / "model")))
         ctx = RunContext(out=in_tmp / "cmp", executor=executor, agent_preset="tiny", model=str(in_tmp / "model"), eval_n=1, eval_ks=(1,),
                          eval_temperature=0.8, train_data=lambda specs: [], eval_data=lambda name: toy_problems(1),
-                         eval_specs={"toy": ("toy.jsonl",)}, curve={"set": "toy", "n": 1, "points": 2})  # fmt: skip
+                         eval_specs={"toy": ("toy.jsonl",)})  # fmt: skip
+        run = replace(runs[0], curve={"set": "toy", "n": 1, "points": 2})
         (in_tmp / "cmp" / "runs" / runs[0].id).mkdir(parents=True, exist_ok=True)
-        runner._curve_point(Fresh(), in_tmp / "cmp" / "runs" / runs[0].id, ctx, runs[0], 0)
+        runner._curve_point(Fresh(), in_tmp / "cmp" / "runs" / run.id, ctx, run, 0)
         return sorted(r.id for r in runs), policy.calls, len(evaluations)
 
     pretrain(0)
