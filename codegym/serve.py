@@ -324,6 +324,17 @@ def create_app(problems: Mapping[str, Problem], executor: Executor, config: Serv
         finally:
             state["admitted"] -= 1
 
+    def request_problem(body: ScoreRequest | FeedbackRequest) -> Problem:
+        """The problem a /score or /feedback request names: a loaded ``task_id`` or an inline ``problem``."""
+        if (body.task_id is None) == (body.problem is None):
+            raise _ClientError(422, "give exactly one of task_id (a problem the server loaded) or problem (inline tests)")
+        if body.task_id is not None:
+            if body.task_id not in problems:
+                raise _ClientError(404, f"unknown task_id {body.task_id!r}; the server has {len(problems)} problems")
+            return problems[body.task_id]
+        assert body.problem is not None
+        return from_record({"task_id": "inline", **body.problem.model_dump()})
+
     @app.post("/reward")
     async def reward(request: Request) -> dict[str, Any]:
         started = time.monotonic()
@@ -349,17 +360,9 @@ def create_app(problems: Mapping[str, Problem], executor: Executor, config: Serv
         authorize(request)
         body = await read(request, ScoreRequest)
         with admitted():
-            if (body.task_id is None) == (body.problem is None):
-                raise _ClientError(422, "give exactly one of task_id (a problem the server loaded) or problem (inline tests)")
             if body.mode not in scoring.MODES:
                 raise _ClientError(422, f"mode must be one of {', '.join(scoring.MODES)}, got {body.mode!r}")
-            if body.task_id is not None:
-                if body.task_id not in problems:
-                    raise _ClientError(404, f"unknown task_id {body.task_id!r}; the server has {len(problems)} problems")
-                problem = problems[body.task_id]
-            else:
-                assert body.problem is not None
-                problem = from_record({"task_id": "inline", **body.problem.model_dump()})
+            problem = request_problem(body)
             scores = await run([problem] * len(body.completions), body.completions, body.mode, started)
         return {
             "rewards": [s.reward for s in scores],
@@ -375,19 +378,11 @@ def create_app(problems: Mapping[str, Problem], executor: Executor, config: Serv
 
         started = time.monotonic()
         authorize(request)
+        body = await read(request, FeedbackRequest)
         with admitted():
-            body = await read(request, FeedbackRequest)
-            if (body.task_id is None) == (body.problem is None):
-                raise _ClientError(422, "give exactly one of task_id (a problem the server loaded) or problem (inline tests)")
             if body.mode not in scoring.MODES or body.feedback not in feedback.FORMS or (body.visible_tests or 0) < 0:
                 raise _ClientError(422, f"mode must be one of {', '.join(scoring.MODES)}, feedback one of {', '.join(feedback.FORMS)}, visible_tests None or >= 0")
-            if body.task_id is not None:
-                if body.task_id not in problems:
-                    raise _ClientError(404, f"unknown task_id {body.task_id!r}; the server has {len(problems)} problems")
-                problem = problems[body.task_id]
-            else:
-                assert body.problem is not None
-                problem = from_record({"task_id": "inline", **body.problem.model_dump()})
+            problem = request_problem(body)
             future = feedback.submit(
                 [problem], [body.completion], visible=body.visible_tests, form=body.feedback, reward=cfg.reward, executor=executor, timeout=cfg.timeout, mode=body.mode
             )
