@@ -136,3 +136,15 @@ def ordinary_executor() -> Iterator[Executor]:
         return
     with Executor(backend=LocalPool(1, run_as=ORDINARY_UID, python=ordinary_user_python())) as ex:
         yield ex
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread for a module's tiny models: on 2 busy cores more threads only spin (and run
+    10× slower). Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

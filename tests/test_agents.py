@@ -22,13 +22,7 @@ from codegym.agents.toy import toy_policy, toy_problems
 TOY = dict(preset="tiny", batch_problems=1, samples_per_problem=16, max_new_tokens=8, lr=3e-3, critic_lr=1e-2, kl_coef=0.0, replay_samples=8)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: the models are tiny, and on 2 busy cores more threads only spin (and run 10× slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
