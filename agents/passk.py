@@ -75,12 +75,16 @@ def evaluate_agent(
     summary["n_problems"] = len(problems)
     summary["n_samples"] = n
     if out is not None:
-        path = Path(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w") as fh:
-            for r in records:
-                fh.write(json.dumps(r) + "\n")
+        _write_records(Path(out), records)
     return summary
+
+
+def _write_records(path: Path, records: list[dict[str, Any]]) -> None:
+    """One JSON line per problem (the per-task file of `evaluate_agent` and `evaluate_repair`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as fh:
+        for r in records:
+            fh.write(json.dumps(r) + "\n")
 
 
 def evaluate_repair(
@@ -151,9 +155,5 @@ def evaluate_repair(
     summary["programs_per_episode"] = sum(len(h) for h in history) / len(history)
     summary.update(n_problems=len(problems), n_samples=n, max_turns=max_turns, feedback=feedback, visible_tests=visible_tests)
     if out is not None:
-        path = Path(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w") as fh:
-            for r in records:
-                fh.write(json.dumps(r) + "\n")
+        _write_records(Path(out), records)
     return summary
