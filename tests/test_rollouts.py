@@ -11,7 +11,9 @@ import torch
 from codegym import agents, problems
 from codegym.agents.rollout import Rollout, group_advantages, token_view
 from codegym.agents.toy import toy_problems
-from tests.test_agents import one_torch_thread, toy, toy_pass_rate  # noqa: F401  (fixtures)
+from tests.test_agents import toy, toy_pass_rate  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
