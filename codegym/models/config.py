@@ -72,8 +72,8 @@ PRESETS: dict[str, PretrainConfig] = {
     "default": PretrainConfig(),
     # A warm start for procgen: `default`'s weights (--init), a few hundred steps on a mixture of the old
     # corpus and procgen training programs (codegym/models/pretrain.py; measured, not shipped: RESULTS.md).
-    "procgen": PretrainConfig(steps=200, learning_rate=1e-3, warmup_steps=20, min_lr_ratio=0.1, synthetic_fraction=0.25,
-                              procgen_fraction=0.45, eval_every=100, checkpoint_every=50),
+    "procgen": PretrainConfig(steps=2000, learning_rate=1e-3, warmup_steps=50, min_lr_ratio=0.1, synthetic_fraction=0.15,
+                              procgen_fraction=0.7, eval_every=250, checkpoint_every=250),
     "small": PretrainConfig(vocab_size=16384, n_layer=8, n_head=8, d_model=512, context=512, steps=20000,
                             batch_size=32, learning_rate=6e-4, warmup_steps=500, eval_every=1000, checkpoint_every=1000),
     "base": PretrainConfig(arch="llama", vocab_size=16384, n_layer=12, n_head=12, d_model=768, context=1024,
