@@ -171,9 +171,12 @@ def _read_rules(roots, hidden):
             rules[path] = _FS_READ
             return
         rules[path] = _FS_READ_DIR
-        for entry in os.scandir(path):
-            if not entry.is_symlink():
-                grant(entry.path)
+        try:
+            entries = [e.path for e in os.scandir(path) if not e.is_symlink()]
+        except OSError:  # a folder the worker cannot list: none of its entries is granted
+            entries = []
+        for entry in entries:
+            grant(entry)
 
     for root in roots:
         grant(root)
