@@ -334,9 +334,9 @@ def plan(preset: Preset, studies: dict[str, Study], agents: list[str] | None = N
             passk_sets = study_eval_sets(study, preset) if study.evaluate == "passk" else ()  # a repair study's evaluation: `repair_eval`
             for seed in seeds:
                 run = Run(variant.agent, settings, variant.train or preset.study_train(name), seed, budget, passk_sets, policy, preset.study_curve(name))
-                if run.id in runs:  # the same run serves several studies: evaluate it on all their sets
+                if run.id in runs:  # the same run serves several studies: evaluate it on all their sets, keep a learning curve one asks for
                     merged = runs[run.id].eval_sets + tuple(s for s in run.eval_sets if s not in runs[run.id].eval_sets)
-                    run = replace(runs[run.id], eval_sets=merged)
+                    run = replace(runs[run.id], eval_sets=merged, curve=runs[run.id].curve or run.curve)
                 runs[run.id] = run
                 cells.append(Cell(name, variant.label, seed, run.id))
     return list(runs.values()), cells

@@ -159,6 +159,8 @@ def test_repair_study_plan_shares_runs_and_trains_on_its_turns():
         assert multi.settings["env"] == "repair" and multi.settings["max_turns"] == study.max_turns and multi.eval_sets == ()
         assert multi.budget == ours["grpo (single-turn)"].budget and multi.train == ours["grpo (single-turn)"].train
         assert preset.study_repair("repair")["n"] >= study.max_turns  # resample@T needs T first attempts per problem
+        first = plan(replace(preset, studies=("repair", "procgen")), studies)[0]  # the shared run keeps the procgen study's curve
+        assert next(r for r in first if r.id == ours["grpo (single-turn)"].id).curve == by_id[ours["grpo (single-turn)"].id].curve
     bad = replace(studies["repair"], variants=(*study.variants[:2], replace(study.variants[2], settings={"env": "repair", "max_turns": 2})))
     with pytest.raises(ValueError, match="max_turns 2 differs from the study's max_turns 3"):
         plan(replace(load_preset("smoke"), studies=("repair",)), {**studies, "repair": bad})
