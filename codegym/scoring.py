@@ -56,7 +56,7 @@ from codegym.problems import Problem, join_program
 from codegym.rewards import Reward, RewardFn, all_or_nothing, get_reward
 from codegym.sourcecode import TOP_LEVEL_LINE, truncate_completion
 
-__all__ = ["MODES", "Score", "after_prompt", "clean", "judge", "program", "score", "submit"]
+__all__ = ["MODES", "Score", "after_prompt", "clean", "judge", "program", "prompt_context", "score", "submit"]
 
 MODES = ("auto", "body")
 """How completions become programs: ``auto`` (the documented rules) or ``body`` (prompt + completion as is)."""
@@ -151,7 +151,7 @@ def _from_code(problem: Problem, text: str, prompt: str) -> str:
 def _whole(problem: Problem, code: str) -> str:
     """A whole program: the prompt's other top-level code unless ``code`` holds the prompt itself, then ``code``."""
     holds_prompt = after_prompt(code, problem.prompt) is not None
-    return join_program(("" if holds_prompt else _context(problem.prompt, problem.entry_point)) + code, problem.test_setup)
+    return join_program(("" if holds_prompt else prompt_context(problem.prompt, problem.entry_point)) + code, problem.test_setup)
 
 
 def judge(problems: Sequence[Problem], completions: Sequence[str], results: Sequence[ExecResult], reward: str | Reward | RewardFn = "paper") -> list[Score]:
@@ -243,9 +243,10 @@ def _defines(code: str, name: str) -> bool:
 
 
 @functools.lru_cache(maxsize=4096)
-def _context(prompt: str, entry_point: str) -> str:
+def prompt_context(prompt: str, entry_point: str) -> str:
     """The prompt's top-level code but the entry point's own (unfinished) definition: what a whole
-    program from a chat answer may rely on without repeating it."""
+    program from a chat answer may rely on without repeating it (rule 3), and what
+    `codegym.envs.repair.attempt_code` removes again to show an attempt as the function alone."""
     tree = _parse(prompt)
     if tree is None:
         return ""

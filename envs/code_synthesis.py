@@ -123,6 +123,20 @@ class _ProblemEnv(gym.Env):
             return self.problems[self._by_id[task_id]]
         return self.problems[int(self.np_random.integers(len(self.problems)))]
 
+    def prompt(self) -> str:
+        """The prompt the model sees for the current problem."""
+        assert self.problem is not None
+        return self.problem.prompt
+
+    def _begin(self, seed: int | None, options: dict[str, Any] | None) -> dict[str, Any]:
+        """Start an episode, as every environment's ``reset`` does: seed the RNG, draw the problem
+        (``options={"task_id": ...}`` or the RNG), forget the last verdict; returns ``reset``'s info."""
+        gym.Env.reset(self, seed=seed)
+        self.problem = self._draw(options)
+        self._done = False
+        self._last = None
+        return {"task_id": self.problem.task_id, "prompt": self.prompt()}
+
     def _judge(self, completion: str, score: scoring.Score) -> tuple[float, dict[str, Any]]:
         assert self.problem is not None
         program = self.problem.program(completion)
@@ -241,8 +255,8 @@ class CodeSynthesisEnv(_ProblemEnv):
         return {"tokens": self._tokens.copy(), "mask": self._mask.copy(), "length": np.array([self._length], dtype=np.int64)}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        super().reset(seed=seed)
-        self.problem = self._draw(options)
+        info = self._begin(seed, options)
+        assert self.problem is not None
         prompt_ids = self.codec.encode_prompt(self.problem.prompt)[-self.max_prompt_tokens :]
         self._tokens.fill(self.codec.pad_id)
         self._mask.fill(0)
@@ -250,9 +264,7 @@ class CodeSynthesisEnv(_ProblemEnv):
         self._tokens[: self._length] = prompt_ids
         self._mask[: self._length] = 1
         self._line = self.codec.new_line_state(split_prompt(self.problem.prompt)[0].endswith("\n"))
-        self._done = False
-        self._last = None
-        return self.observation(), {"task_id": self.problem.task_id, "prompt": self.problem.prompt}
+        return self.observation(), info
 
     def step(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         completion, terminated, truncated = self.advance(action)
@@ -344,11 +356,8 @@ class CodeSynthesisSeqEnv(_ProblemEnv):
         self._done = True
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        super().reset(seed=seed)
-        self.problem = self._draw(options)
-        self._done = False
-        self._last = None
-        return self.observation(), {"task_id": self.problem.task_id, "prompt": self.problem.prompt}
+        info = self._begin(seed, options)
+        return self.observation(), info
 
     def observation(self) -> dict[str, Any]:
         assert self.problem is not None

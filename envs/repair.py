@@ -12,7 +12,6 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import gymnasium as gym
 from gymnasium import spaces
 
 from codegym import feedback as fb
@@ -68,7 +67,7 @@ def attempt_code(prompt: str, completion: str) -> str:
     program = scoring.program(Problem("attempt", prompt, entry, ()), completion)
     if program.startswith(prompt):
         return (_header(prompt, entry) + "\n" + program[len(prompt) :].strip("\n")).rstrip() + "\n"
-    context = scoring._context(prompt, entry)
+    context = scoring.prompt_context(prompt, entry)
     return (program[len(context) :] if program.startswith(context) else program).strip("\n") + "\n"
 
 
@@ -198,7 +197,7 @@ class CodeRepairEnv(_ProblemEnv):
         self._completions: list[str] = []
 
     def prompt(self) -> str:
-        """The prompt the model sees for the current problem (hidden tests' examples removed)."""
+        """The prompt the model sees for the current problem (with ``visible_tests=k``, the hidden tests' examples removed)."""
         assert self.problem is not None
         return fb.shown_prompt(self.problem, self.visible_tests)
 
@@ -211,12 +210,9 @@ class CodeRepairEnv(_ProblemEnv):
         }
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        super().reset(seed=seed)
-        self.problem = self._draw(options)
-        self._done = False
-        self._last = None
+        info = self._begin(seed, options)
         self._turns, self._completions = [], []
-        return self.observation(), {"task_id": self.problem.task_id, "prompt": self.prompt()}
+        return self.observation(), info
 
     def check(self, completion: str) -> fb.Attempt:
         """Run ``completion`` of the current problem: its score on all tests and its feedback."""

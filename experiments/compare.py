@@ -76,9 +76,9 @@ def run_comparison(
     from codegym.agents.registry import AGENTS
     from codegym.execution import Executor
     from codegym.experiments.data import parse_spec, resolve
-    from codegym.experiments.plan import load_preset, load_studies, plan
+    from codegym.experiments.plan import load_preset, load_studies, plan, study_eval_sets
     from codegym.experiments.report import build_tables, write_outputs
-    from codegym.experiments.runner import RunContext, execute, passk_curve
+    from codegym.experiments.runner import RunContext, execute, passk_curve, repair_eval
 
     console = console or Console(stderr=True)
     preset = load_preset(preset_name)
@@ -139,6 +139,17 @@ def run_comparison(
                 results[run.id] = execute(run, ctx)
                 bar.advance(overall)
             by_id = {run.id: run for run in runs}
+            for name in preset.studies:  # studies scored by repair episodes instead of pass@k
+                study = all_studies[name]
+                if study.evaluate != "repair":
+                    continue
+                size = preset.study_repair(name)
+                todo = [c for c in cells if c.study == name]
+                episodes = bar.add_task(f"{name}: repair episodes", total=len(todo))
+                for cell in todo:
+                    scored = repair_eval(by_id[cell.run_id], ctx, list(study_eval_sets(study, preset)), size["n"], study.max_turns, size["limit"])
+                    results[cell.run_id].setdefault("repair", {})[name] = scored
+                    bar.advance(episodes)
             for table in build_tables(preset, all_studies, cells, results):  # pass@k curves of clm and the best RL agent, where asked for
                 labels = [label for label in table.passk_labels() if label is not None] if table.passk_spec else []
                 if len(labels) < 2:
@@ -157,7 +168,8 @@ def run_comparison(
 
 def _header(preset: Any, command: str, runs: list[Any], results: dict[str, dict[str, Any]], seconds: float) -> str:
     machine = _machine()
-    compute = sum(r["train"]["train_s"] + sum((s or {}).get("eval_s", 0.0) for s in r["scores"].values()) for r in results.values())
+    compute = sum(r["train"]["train_s"] + sum((s or {}).get("eval_s", 0.0) for s in r["scores"].values())
+                  + sum(s["eval_s"] for study in r.get("repair", {}).values() for s in study.values()) for r in results.values())  # fmt: skip
     lines = [
         f"# codegym compare — preset `{preset.name}`",
         "",

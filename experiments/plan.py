@@ -21,7 +21,10 @@ import yaml
 __all__ = ["Preset", "Run", "Study", "Variant", "available_presets", "load_preset", "load_studies", "plan"]
 
 DEFAULT_AGENT = "actor_critic"
-SCALE_KEYS = frozenset({"budget", "seeds", "budgets", "train", "curve", "passk"})
+SCALE_KEYS = frozenset({"budget", "seeds", "budgets", "train", "curve", "passk", "repair"})
+EVALUATIONS = ("passk", "repair")
+"""How a study scores its variants: pass@k (`codegym.agents.evaluate_agent`) or self-repair episodes
+against resampling (`codegym.agents.evaluate_repair`)."""
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -71,7 +74,11 @@ class Preset:
             ``train`` (data specs of variants that name none), ``curve`` (as above) and ``passk``
             (``{sets: [NAME, ...], n: N, limit: L}``: pass@k for k = 1…N from N samples on the first
             L problems of each set, for clm and the study's best RL agent; see
-            `codegym.experiments.report`). The report states budgets and seeds under the study's table.
+            `codegym.experiments.report`) and ``repair`` (``{n: N, limit: L, sets: [NAME, ...]}``, for
+            a study with ``evaluate: repair``: N repair episodes per problem on the first L problems of
+            each of its evaluation sets, or of those named in ``sets`` only; default: ``eval.n``
+            episodes on every problem of every set). The report states budgets and seeds under the
+            study's table.
     """
 
     name: str
@@ -116,6 +123,11 @@ class Preset:
         """``study``'s pass@k-curve settings ({sets, n, limit}); empty: none."""
         return dict((self.scale.get(study) or {}).get("passk") or {})
 
+    def study_repair(self, study: str) -> dict[str, Any]:
+        """The size of ``study``'s repair evaluation (``evaluate: repair``): ``{n, limit, sets}`` (sets: None, all of the study's)."""
+        own = dict((self.scale.get(study) or {}).get("repair") or {})
+        return {"n": int(own.get("n", self.eval["n"])), "limit": own.get("limit"), "sets": own.get("sets")}
+
     @classmethod
     def from_dict(cls, name: str, data: dict[str, Any]) -> Preset:
         known = set(cls.__dataclass_fields__) - {"name"}
@@ -142,6 +154,11 @@ class Preset:
             curve = (own or {}).get("curve")
             if curve and curve.get("set") not in preset.eval_sets:
                 raise ValueError(f"preset {name!r}: scale.{study}.curve.set must name one of the evaluation sets ({', '.join(preset.eval_sets)})")
+            repair = (own or {}).get("repair")
+            if repair is not None and (set(repair) - {"n", "limit", "sets"} or int(repair.get("n", preset.eval["n"])) < 1
+                                       or not set(repair.get("sets") or ()) <= set(preset.eval_sets)):
+                raise ValueError(f"preset {name!r}: scale.{study}.repair takes n (episodes per problem, >= 1), limit (problems per set) "
+                                 f"and sets (evaluation sets of the preset: {', '.join(preset.eval_sets)})")
             passk = (own or {}).get("passk")
             if passk:
                 missing = [s for s in passk.get("sets", []) if s not in preset.eval_sets]
@@ -174,13 +191,19 @@ class Variant:
 
 @dataclass(frozen=True)
 class Study:
-    """One of the paper's questions: variants compared on some evaluation sets."""
+    """One of the paper's questions: variants compared on some evaluation sets.
+
+    ``evaluate``: ``passk`` (pass@k of independent samples) or ``repair`` (repair episodes of up to
+    ``max_turns`` attempts, `codegym.agents.evaluate_repair`, instead of pass@k); a repair study's
+    ``env: repair`` variants train on episodes of the same ``max_turns``."""
 
     name: str
     title: str
     eval: tuple[str, ...] | str
     variants: tuple[Variant, ...]
     sizes_of: str | None = None
+    evaluate: str = "passk"
+    max_turns: int = 3
 
 
 @dataclass(frozen=True)
@@ -247,7 +270,11 @@ def load_studies(path: str | Path | None = None) -> dict[str, Study]:
             train = v.get("train")
             variants.append(Variant(str(label), v.get("agent", DEFAULT_AGENT), dict(v.get("set") or {}), tuple(train) if train else None))
         ev = spec.get("eval", "all")
-        studies[name] = Study(name, spec.get("title", name), ev if ev == "all" else tuple(ev), tuple(variants), spec.get("sizes_of"))
+        evaluate = spec.get("evaluate", "passk")
+        if evaluate not in EVALUATIONS:
+            raise ValueError(f"study {name!r}: evaluate must be one of {', '.join(EVALUATIONS)}, got {evaluate!r}")
+        studies[name] = Study(name, spec.get("title", name), ev if ev == "all" else tuple(ev), tuple(variants), spec.get("sizes_of"),
+                              evaluate, int(spec.get("max_turns", 3)))  # fmt: skip
     return studies
 
 
@@ -260,10 +287,11 @@ def study_variants(study: Study, preset: Preset) -> list[Variant]:
 
 
 def study_eval_sets(study: Study, preset: Preset) -> tuple[str, ...]:
-    """The evaluation sets a study is scored on: those it names that the preset has."""
-    if study.eval == "all":
-        return tuple(preset.eval_sets)
-    return tuple(name for name in study.eval if name in preset.eval_sets)
+    """The evaluation sets a study is scored on: those it names that the preset has (a repair study:
+    only those of the preset's ``scale.STUDY.repair.sets``, when it names some)."""
+    names = tuple(preset.eval_sets) if study.eval == "all" else tuple(name for name in study.eval if name in preset.eval_sets)
+    chosen = preset.study_repair(study.name)["sets"] if study.evaluate == "repair" else None
+    return tuple(name for name in names if name in chosen) if chosen else names
 
 
 def resolved_settings(agent: str, agent_preset: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -296,15 +324,19 @@ def plan(preset: Preset, studies: dict[str, Study], agents: list[str] | None = N
             if agents is not None and variant.agent not in agents:
                 continue
             overrides = {**preset.settings, **preset.agent_settings.get(variant.agent, {}), **variant.settings}
+            if study.evaluate == "repair" and overrides.get("env") == "repair":  # trained on episodes as long as those it is scored on
+                if overrides.setdefault("max_turns", study.max_turns) != study.max_turns:
+                    raise ValueError(f"study {name!r}, variant {variant.label!r}: max_turns {overrides['max_turns']} differs from the study's "
+                                     f"max_turns {study.max_turns}; drop it from the variant (the study's is used)")  # fmt: skip
             settings = resolved_settings(variant.agent, preset.agent_preset, overrides)
             _, seeds = preset.study_scale(name)
             budget = preset.agent_budget(name, variant.agent)
+            passk_sets = study_eval_sets(study, preset) if study.evaluate == "passk" else ()  # a repair study's evaluation: `repair_eval`
             for seed in seeds:
-                run = Run(variant.agent, settings, variant.train or preset.study_train(name), seed, budget, study_eval_sets(study, preset),
-                          policy, preset.study_curve(name))
-                if run.id in runs:  # the same run serves several studies: evaluate it on all their sets
+                run = Run(variant.agent, settings, variant.train or preset.study_train(name), seed, budget, passk_sets, policy, preset.study_curve(name))
+                if run.id in runs:  # the same run serves several studies: evaluate it on all their sets, keep a learning curve one asks for
                     merged = runs[run.id].eval_sets + tuple(s for s in run.eval_sets if s not in runs[run.id].eval_sets)
-                    run = replace(runs[run.id], eval_sets=merged)
+                    run = replace(runs[run.id], eval_sets=merged, curve=runs[run.id].curve or run.curve)
                 runs[run.id] = run
                 cells.append(Cell(name, variant.label, seed, run.id))
     return list(runs.values()), cells

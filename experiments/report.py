@@ -14,6 +14,11 @@ Per study ``S`` (one of the paper's questions) the output directory gets:
   other variant's pass@1 minus the baseline's per evaluation set, with a paired bootstrap 95%
   interval over problems × seeds (`codegym.experiments.bootstrap`); each row's ``baseline`` says
   which (rft, the rejection-sampling control, is compared with the RL agents, not with clm twice);
+- for a study with ``evaluate: repair`` (repair episodes of up to T attempts instead of pass@k),
+  the table's columns per evaluation set are ``pass@1 turn t`` (solved by attempt t), ``resample@T``
+  and ``repair rate`` (`codegym.agents.evaluate_repair`), and ``diff_S`` answers its two questions
+  (`repair_differences`): every variant's repair@T − resample@T, and each ``env: repair`` (multi-turn
+  trained) variant against the single-turn variant of the same agent;
 - ``learning_S.png`` (+ ``learning_S.csv``) when the preset asks for learning curves: held-out
   pass@1 against training samples per variant, mean over seeds with a ± std band;
 - ``passk_curves_S.json`` / ``.png`` / ``.csv`` when the preset gives the study a ``passk`` scale:
@@ -38,7 +43,7 @@ from typing import Any
 
 from codegym.experiments.plan import Cell, Preset, Study, study_eval_sets, study_variants
 
-__all__ = ["IN_DISTRIBUTION", "StudyTable", "build_tables", "differences", "write_outputs"]
+__all__ = ["IN_DISTRIBUTION", "StudyTable", "build_tables", "differences", "repair_differences", "write_outputs"]
 
 IN_DISTRIBUTION = {"simple": "every task of `simple` is a template family of the pretraining corpus (contamination check in experiments/RESULTS.md)"}
 """Evaluation set name → why it is in-distribution for the shipped policy (marked in every Markdown table)."""
@@ -74,7 +79,16 @@ class StudyTable:
     def __init__(self, study: Study, preset: Preset, cells: list[Cell], results: dict[str, dict[str, Any]]) -> None:
         self.study = study
         self.eval_sets = study_eval_sets(study, preset)
-        self.metrics = [f"pass@{k}" for k in preset.eval["ks"]]
+        self.repair = study.evaluate == "repair"
+        self.repair_size = preset.study_repair(study.name)
+        turns = study.max_turns
+        if self.repair:  # summary key of `evaluate_repair` per column metric
+            keys = {**{f"pass@1 turn {t}": f"pass@1_turn_{t}" for t in range(1, turns + 1)}, f"resample@{turns}": f"resample@{turns}", "repair rate": "repair_rate"}
+        else:
+            keys = {f"pass@{k}": f"pass@{k}" for k in preset.eval["ks"]}
+        self.metrics = list(keys)
+        self.envs: dict[str, str] = {}  # label -> the env its agent trained on (synthesis or repair)
+        self.repair_tasks: dict[str, dict[str, dict[int, dict[str, list[int | None]]]]] = defaultdict(lambda: defaultdict(dict))  # label -> set -> seed -> task -> solved at
         self.labels = [v.label for v in study_variants(study, preset) if any(c.label == v.label and c.study == study.name for c in cells)]
         self.agents = {v.label: v.agent for v in study_variants(study, preset)}
         self.trains = {v.label: v.train for v in study_variants(study, preset)}
@@ -92,15 +106,19 @@ class StudyTable:
                 continue
             result = results[cell.run_id]
             row = self.rows[cell.label]
+            self.envs[cell.label] = result["settings"].get("env", "synthesis")
+            scores = result.get("repair", {}).get(study.name, {}) if self.repair else result["scores"]
             for name in self.eval_sets:
-                score = result["scores"].get(name) or {}
-                for metric in self.metrics:
-                    if score.get(metric) is not None:
-                        row[f"{name} {metric}"].append(float(score[metric]))
+                score = scores.get(name) or {}
+                for metric, key in keys.items():
+                    if score.get(key) is not None:
+                        row[f"{name} {metric}"].append(float(score[key]))
+                if self.repair and score:
+                    self.repair_tasks[cell.label][name][cell.seed] = score["per_task"]
             row["train problems"].append(float(result["train"]["problems"]))
             row["train samples"].append(float(result["train"]["samples"]))
             row["train s"].append(float(result["train"]["train_s"]))
-            row["eval s"].append(float(sum((result["scores"].get(n) or {}).get("eval_s", 0.0) for n in self.eval_sets)))
+            row["eval s"].append(float(sum((scores.get(n) or {}).get("eval_s", 0.0) for n in self.eval_sets)))
             self.histories[cell.label].append(result["history"])
             for name in self.eval_sets:
                 if result.get("per_task", {}).get(name):
@@ -197,7 +215,9 @@ def differences(table: StudyTable, resamples: int = 2000) -> list[dict[str, Any]
     set, paired over the problems and seeds both were evaluated on, with a bootstrap 95% interval.
 
     A baseline is not compared again with the baselines before it (rft − clm appears once, against
-    clm). Empty when the study has no baseline variant."""
+    clm). Empty when the study has no baseline variant. A repair study: `repair_differences`."""
+    if table.repair:
+        return repair_differences(table, resamples)
     out = []
     done: list[str] = []
     for agent in BASELINES:
@@ -227,8 +247,95 @@ def _differences_to(table: StudyTable, base: str, labels: list[str], resamples: 
     return out
 
 
+def _repair_values(table: StudyTable, label: str, name: str, column: str) -> dict[int, dict[str, float]]:
+    """Per seed, per task: ``column``'s value from the repair episodes (``pass@1 turn t``: the share of
+    the episodes solved by attempt t; ``resample@T``: unbiased from the first attempts; ``turn 2+ gain``:
+    pass@1 turn T − pass@1 turn 1, the episodes a later attempt solved)."""
+    from codegym.agents.passk import pass_at_k
+
+    turns = table.study.max_turns
+    out: dict[int, dict[str, float]] = {}
+    for seed, tasks in table.repair_tasks[label][name].items():
+        values = {}
+        for task, solved in tasks.items():
+            by_turn = [sum(s is not None and s <= t for s in solved) / len(solved) for t in range(1, turns + 1)]
+            values[task] = {f"resample@{turns}": pass_at_k(len(solved), sum(s == 1 for s in solved), turns),
+                            "turn 2+ gain": by_turn[-1] - by_turn[0], **{f"pass@1 turn {t}": by_turn[t - 1] for t in range(1, turns + 1)}}[column]  # fmt: skip
+        out[seed] = values
+    return out
+
+
+def repair_differences(table: StudyTable, resamples: int = 2000) -> list[dict[str, Any]]:
+    """The repair study's answers, per evaluation set, each a difference of per-problem values paired
+    over problems × seeds with a bootstrap 95% interval (``question`` says which):
+
+    - ``repair vs resample``: every variant's pass@1 after T turns minus its resample@T (T independent
+      first attempts, the most programs a repair episode generates, so resampling is never short-changed);
+    - ``multi-turn vs single-turn RL``: each variant trained on repair episodes (``env: repair``) against
+      the single-turn variant of the same agent, trained on the same number of generated programs:
+      pass@1 after turn T, the turn-2+ gain (pass@1 turn T − turn 1), pass@1 of the first attempt, and its
+      repair@T against the single-turn agent's resample@T (each side's best use of T programs).
+    """
+    from codegym.experiments.bootstrap import paired_bootstrap
+
+    turns = table.study.max_turns
+    last, resample, gain, first = f"pass@1 turn {turns}", f"resample@{turns}", "turn 2+ gain", "pass@1 turn 1"
+    pairs = [("repair vs resample", label, last, label, resample) for label in table.labels]
+    for label in table.labels:
+        single = next((b for b in table.labels if table.agents[b] == table.agents[label] and table.envs.get(b) != "repair"), None)
+        if table.envs.get(label) == "repair" and single is not None:
+            pairs += [("multi-turn vs single-turn RL", label, column, single, base) for column, base in ((last, last), (gain, gain), (first, first), (last, resample))]
+    out = []
+    for question, label, column, base, base_column in pairs:
+        for name in table.eval_sets:
+            mine, theirs = _repair_values(table, label, name, column), _repair_values(table, base, name, base_column)
+            seeds = sorted(set(mine) & set(theirs))
+            tasks = sorted(set.intersection(*(set(mine[s]) & set(theirs[s]) for s in seeds))) if seeds else []
+            if not tasks:
+                continue
+            diff = paired_bootstrap([[mine[s][t] for s in seeds] for t in tasks], [[theirs[s][t] for s in seeds] for t in tasks], resamples=resamples)
+            out.append({"study": table.study.name, "question": question, "variant": label, "agent": table.agents[label], "baseline": table.agents[base],
+                        "baseline_variant": base, "eval_set": name, "column": f"{name} {column}", "baseline_column": f"{name} {base_column}",
+                        "difference": diff.mean, "ci_low": diff.low, "ci_high": diff.high, "level": diff.level, "problems": diff.problems,
+                        "seeds": diff.seeds, "excludes_zero": diff.excludes_zero})  # fmt: skip
+    return out
+
+
+def _repair_markdown(table: StudyTable, rows: list[dict[str, Any]]) -> str:
+    """One table per question: a row per compared pair of columns, a column per evaluation set."""
+    sets = [s for s in table.eval_sets if any(r["eval_set"] == s for r in rows)]
+    sizes = ", ".join(f"{s} {next(r['problems'] for r in rows if r['eval_set'] == s)}" for s in sets)
+    turns = table.study.max_turns
+    intro = {
+        "repair vs resample": f"Self-repair against resampling: pass@1 after {turns} turns minus resample@{turns} ({turns} independent first "
+                              "attempts: the most programs a repair episode generates).",
+        "multi-turn vs single-turn RL": "Multi-turn RL (trained on repair episodes) against single-turn RL of the same agent, at the same "
+                                        "training budget in generated programs.",
+    }  # fmt: skip
+    sections = []
+    for question in dict.fromkeys(r["question"] for r in rows):
+        mine = [r for r in rows if r["question"] == question]
+        body = []
+        for key in dict.fromkeys((r["variant"], r["column"].split(" ", 1)[1], r["baseline_variant"], r["baseline_column"].split(" ", 1)[1]) for r in mine):
+            label, column, base, base_column = key
+            cells = []
+            for s in sets:
+                r = next((r for r in mine if (r["variant"], r["column"], r["baseline_variant"], r["baseline_column"]) == (label, f"{s} {column}", base, f"{s} {base_column}")), None)
+                cells.append("–" if r is None else f"{r['difference']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]" + (" *" if r["excludes_zero"] else ""))
+            name = f"{label}: {column} − {base_column}" if label == base else f"{label} {column} − {base} {base_column}"
+            body.append(f"| {name} | " + " | ".join(cells) + " |")
+        sections.append("\n".join([
+            f"{intro[question]} Mean over problems and seeds, paired bootstrap 95% interval resampling problems ({sizes}) and seeds "
+            f"({mine[0]['seeds']}); * marks an interval that excludes 0.",
+            "", "| difference | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets), *body,
+        ]))  # fmt: skip
+    return "\n\n".join(sections)
+
+
 def _differences_markdown(table: StudyTable, rows: list[dict[str, Any]]) -> str:
-    """One table per baseline."""
+    """One table per baseline (a repair study: one per question)."""
+    if table.repair:
+        return _repair_markdown(table, rows)
     return "\n\n".join(_baseline_markdown(table, [r for r in rows if r["baseline"] == b], b) for b in dict.fromkeys(r["baseline"] for r in rows))
 
 
@@ -467,6 +574,11 @@ def write_outputs(tables: list[StudyTable], out: Path, header: str, notes: list[
         own = {label: b for label, b in table.budgets.items() if b != budget}
         text += f"\n\nThis study: {budget} training samples per run" + (f" ({', '.join(f'{k}: {v}' for k, v in own.items())})" if own else "")
         text += f", seeds {', '.join(map(str, seeds))}."
+        if table.repair:
+            size = table.repair_size
+            text += (f" Evaluation: {size['n']} repair episodes per problem" + (f" on the first {size['limit']} problems of each set" if size["limit"] else "")
+                     + f", up to {table.study.max_turns} attempts each, feedback of the tests the prompt shows (first failure), the reward on all tests; "
+                     f"`train samples` counts generated programs (attempts), so single- and multi-turn agents train on the same number.")  # fmt: skip
         if table.passk:
             images += _passk_curves(table, out)
             text += "\n\n" + _passk_markdown(table)

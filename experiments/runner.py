@@ -15,7 +15,10 @@ Everything a run produces lives in ``OUT/runs/RUN_ID/``:
   point, at the budget, is read from the final evaluation of that set, so the curve costs
   ``points - 1`` small evaluations;
 - ``eval/passk-SET.json`` and ``.jsonl``: pass@k for k = 1…n on the first problems of a set, for the
-  pass@k curves of a study (`passk_curve`; only clm's and the best RL agent's runs get one).
+  pass@k curves of a study (`passk_curve`; only clm's and the best RL agent's runs get one);
+- ``eval/repair-SET.json`` and ``.jsonl``: self-repair against resampling on a set, for a study with
+  ``evaluate: repair`` (`repair_eval`): the summary of `codegym.agents.evaluate_repair` and, per
+  problem, the turn at which each episode was solved.
 
 A rerun skips every file that is already there, so ``codegym compare`` resumes where it stopped.
 """
@@ -36,7 +39,7 @@ from codegym.models.digest import policy_digest
 from codegym.problems import Problem
 from codegym.experiments.plan import Run
 
-__all__ = ["RunContext", "execute", "passk_curve"]
+__all__ = ["RunContext", "execute", "passk_curve", "repair_eval"]
 
 
 @dataclass
@@ -112,16 +115,16 @@ def _train(run: Run, directory: Path, ctx: RunContext, on_step: Callable[[], Non
 
     targets = curve_points(run.budget, run.curve)
     _curve_point(agent, directory, ctx, run, 0)
-    if isinstance(agent, LMAgent):  # a fixed number of episodes per step: one `fit` per curve segment, so sampling overlaps execution
+    if isinstance(agent, LMAgent) and agent.config.env != "repair":  # a fixed number of episodes per step: one `fit` per curve segment, so sampling overlaps execution
         per_step = agent.config.batch_problems * agent.config.samples_per_problem
         for target in targets:
             steps = math.ceil(max(0, target - agent.timing["episodes"]) / per_step)
             if steps:
                 agent.fit(problems, steps, executor=ctx.executor, checkpoint_dir=checkpoint, log=log)
             _curve_point(agent, directory, ctx, run, target)  # the last point comes from the final evaluation
-    else:  # episodes per step vary (SB3 collects a fixed number of tokens): step until the budget is met
+    else:  # samples per step vary (SB3 collects a fixed number of tokens; a repair episode is 1 to max_turns attempts): step until the budget is met
         for target in targets:
-            while agent.timing["episodes"] < target:
+            while _short_of(agent, target):
                 agent.fit(problems, 1, executor=ctx.executor, log=log)
                 if agent.config.save_every and agent.steps_done % agent.config.save_every == 0:
                     agent.save(checkpoint)
@@ -132,6 +135,18 @@ def _train(run: Run, directory: Path, ctx: RunContext, on_step: Callable[[], Non
         {"train_s": round(offset + time.perf_counter() - start, 3), "samples": agent.timing["episodes"], "steps": agent.steps_done, "problems": len(problems)},
     )
     return agent
+
+
+def _short_of(agent: Any, target: int) -> bool:
+    """Whether to take another training step towards ``target`` samples. SB3 steps until the target is
+    met. Multi-turn repair (``env=repair``) counts generated programs, 1 to ``max_turns`` per episode,
+    so stopping only past the target would give it up to a whole step's programs more than the
+    single-turn agents it is compared with: it steps while the target is more than half its mean step
+    away, which lands within half a step of the budget (``train.json`` records the count reached)."""
+    done = agent.timing["episodes"]
+    if not (isinstance(agent, LMAgent) and agent.config.env == "repair") or not agent.steps_done:
+        return done < target
+    return target - done > done / agent.steps_done / 2
 
 
 def curve_points(budget: int, curve: dict[str, Any]) -> list[int]:
@@ -219,6 +234,34 @@ def passk_curve(run: Run, ctx: RunContext, name: str, n: int, limit: int | None)
     summary.update(eval_s=round(time.perf_counter() - start, 3), spec=spec)
     _write_json(path, summary)
     return summary
+
+
+def repair_eval(run: Run, ctx: RunContext, names: list[str], n: int, max_turns: int, limit: int | None) -> dict[str, dict[str, Any]]:
+    """Self-repair against resampling (`codegym.agents.evaluate_repair`: ``n`` episodes of up to
+    ``max_turns`` attempts per problem, feedback of the visible tests) on the first ``limit``
+    problems of each evaluation set in ``names``, by the trained agent of a finished run; read back
+    when done before with the same spec. Per set: the summary, plus ``per_task`` (task id → the turn
+    each episode was solved at, None when never)."""
+    from codegym.agents import evaluate_repair
+
+    directory = ctx.out / "runs" / run.id
+    out: dict[str, dict[str, Any]] = {}
+    agent = None
+    for name in names:
+        path = directory / "eval" / f"repair-{name}.json"
+        spec = {"data": list(ctx.eval_specs[name]), "n": n, "max_turns": max_turns, "limit": limit, "temperature": ctx.eval_temperature}
+        summary = _read_json(path)
+        if not summary or summary.get("spec") != spec:
+            agent = agent or _train(run, directory, ctx, lambda: None)  # a finished run: its checkpoint (clm: the initial policy)
+            problems = ctx.eval_data(name)[: limit or None]
+            start = time.perf_counter()
+            summary = evaluate_repair(agent, problems, n=n, max_turns=max_turns, executor=ctx.executor, out=directory / "eval" / f"repair-{name}.jsonl",
+                                      temperature=ctx.eval_temperature, seed=run.seed)  # fmt: skip
+            summary.update(eval_s=round(time.perf_counter() - start, 3), spec=spec)
+            _write_json(path, summary)
+        records = [json.loads(line) for line in (directory / "eval" / f"repair-{name}.jsonl").read_text().splitlines() if line.strip()]
+        out[name] = {**summary, "per_task": {r["task_id"]: r["solved_at_turn"] for r in records}}
+    return out
 
 
 def collect(run: Run, directory: Path) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from codegym.cli import app
 from codegym.experiments.data import DataSpec, parse_spec
-from codegym.experiments.plan import available_presets, load_preset, load_studies, plan, study_variants
+from codegym.experiments.plan import available_presets, load_preset, load_studies, plan, study_eval_sets, study_variants
 
 runner = CliRunner()
 
@@ -69,6 +69,9 @@ def test_unknown_preset_and_keys_are_explained(tmp_path):
     bad = tmp_path / "mine.yaml"
     bad.write_text("description: x\nstudies: [agents]\nseeds: [0]\nbudgt: 3\n")
     with pytest.raises(ValueError, match="unknown key.*budgt"):
+        load_preset(bad)
+    bad.write_text('description: x\nstudies: [repair]\nseeds: [0]\neval_sets: {simple: ["simple@2"]}\nscale: {repair: {repair: {sets: [mbpp]}}}\n')
+    with pytest.raises(ValueError, match="sets \\(evaluation sets of the preset: simple\\)"):
         load_preset(bad)
 
 
@@ -136,6 +139,101 @@ def test_procgen_study_budgets_per_agent_and_its_own_data():
     tune = load_preset("tune")
     assert studies["procgen_lr"].eval == ("procgen:validation",) and "procgen_lr" in tune.studies  # lrs chosen on validation only
     assert {v.agent for v in studies["procgen_lr"].variants} == {"actor_critic", "ppo_lm", "ppo_sb3", "coderl", "grpo", "rloo", "rft"}
+
+
+def test_repair_study_plan_shares_runs_and_trains_on_its_turns():
+    """The repair study: single-turn grpo is the procgen study's run (same data, budget and settings:
+    trained once, scored by pass@k there and by repair episodes here); the multi-turn variant trains on episodes of the study's max_turns at the same budget
+    in generated programs; no pass@k evaluation is planned for runs only the repair study has."""
+    studies = load_studies()
+    study = studies["repair"]
+    assert study.evaluate == "repair" and study.max_turns == 3
+    for name in ("smoke", "quick", "standard"):
+        preset = replace(load_preset(name), studies=("procgen", "repair"))
+        runs, cells = plan(preset, studies)
+        by_id = {r.id: r for r in runs}
+        ours = {c.label: by_id[c.run_id] for c in cells if c.study == "repair" and c.seed == preset.seeds[0]}
+        theirs = {c.label: c.run_id for c in cells if c.study == "procgen" and c.seed == preset.seeds[0]}
+        assert ours["grpo (single-turn)"].id == theirs["grpo"], name
+        multi = ours["grpo (multi-turn)"]
+        assert multi.settings["env"] == "repair" and multi.settings["max_turns"] == study.max_turns and multi.eval_sets == ()
+        assert multi.budget == ours["grpo (single-turn)"].budget and multi.train == ours["grpo (single-turn)"].train
+        assert preset.study_repair("repair")["n"] >= study.max_turns  # resample@T needs T first attempts per problem
+        first = plan(replace(preset, studies=("repair", "procgen")), studies)[0]  # the shared run keeps the procgen study's curve
+        assert next(r for r in first if r.id == ours["grpo (single-turn)"].id).curve == by_id[ours["grpo (single-turn)"].id].curve
+    bad = replace(studies["repair"], variants=(*study.variants[:2], replace(study.variants[2], settings={"env": "repair", "max_turns": 2})))
+    with pytest.raises(ValueError, match="max_turns 2 differs from the study's max_turns 3"):
+        plan(replace(load_preset("smoke"), studies=("repair",)), {**studies, "repair": bad})
+
+
+def _repair_result(env: str, solved: dict[str, list[int | None]]) -> dict:
+    """A finished run's results as `compare` gathers them for a repair study (one set, one seed)."""
+    from codegym.agents import pass_at_k
+
+    turns = [[sum(s is not None and s <= t for s in row) / len(row) for t in (1, 2, 3)] for row in solved.values()]
+    summary = {f"pass@1_turn_{t}": sum(r[t - 1] for r in turns) / len(turns) for t in (1, 2, 3)}
+    summary["resample@3"] = sum(pass_at_k(len(row), sum(s == 1 for s in row), 3) for row in solved.values()) / len(solved)
+    summary.update(repair_rate=0.5, eval_s=1.0, per_task=solved)
+    return {"settings": {"env": env}, "train": {"train_s": 1.0, "samples": 12, "steps": 1, "problems": 4}, "scores": {}, "history": [],
+            "per_task": {}, "curve": [], "repair": {"repair": {"procgen:none": summary}}}  # fmt: skip
+
+
+def test_repair_differences_answer_both_questions_from_the_episodes():
+    """diff_repair's numbers, worked out by hand from the turns at which episodes were solved."""
+    from codegym.experiments.report import StudyTable, repair_differences
+
+    studies = load_studies()
+    preset = replace(load_preset("smoke"), studies=("repair",))
+    _, cells = plan(preset, studies)
+    ids = {c.label: c.run_id for c in cells}
+    results = {
+        ids["clm"]: _repair_result("synthesis", {"A": [1, None, 2], "B": [None, None, None]}),
+        ids["grpo (single-turn)"]: _repair_result("synthesis", {"A": [1, 1, None], "B": [None, None, None]}),
+        ids["grpo (multi-turn)"]: _repair_result("repair", {"A": [1, 2, 3], "B": [None, 2, None]}),
+    }
+    table = StudyTable(studies["repair"], preset, cells, results)
+    assert table.metrics == ["pass@1 turn 1", "pass@1 turn 2", "pass@1 turn 3", "resample@3", "repair rate"]
+    assert table.rows["grpo (multi-turn)"]["procgen:none pass@1 turn 3"] == [pytest.approx(2 / 3)]
+    rows = {(r["question"], r["variant"], r["column"], r["baseline_column"]): r for r in repair_differences(table)}
+    assert {r["eval_set"] for r in rows.values()} == {"procgen:none"} and all(r["problems"] == 2 and r["seeds"] == 1 for r in rows.values())
+    expected = {
+        # (a) repair@3 - resample@3: clm's task A 2/3 - 1 (one of 3 first attempts passed: 3 fresh ones hold it), B 0 - 0
+        ("repair vs resample", "clm", "procgen:none pass@1 turn 3", "procgen:none resample@3"): -1 / 6,
+        ("repair vs resample", "grpo (single-turn)", "procgen:none pass@1 turn 3", "procgen:none resample@3"): -1 / 6,
+        ("repair vs resample", "grpo (multi-turn)", "procgen:none pass@1 turn 3", "procgen:none resample@3"): 1 / 6,
+        # (b) multi-turn against single-turn grpo
+        ("multi-turn vs single-turn RL", "grpo (multi-turn)", "procgen:none pass@1 turn 3", "procgen:none pass@1 turn 3"): 1 / 3,
+        ("multi-turn vs single-turn RL", "grpo (multi-turn)", "procgen:none turn 2+ gain", "procgen:none turn 2+ gain"): 1 / 2,
+        ("multi-turn vs single-turn RL", "grpo (multi-turn)", "procgen:none pass@1 turn 1", "procgen:none pass@1 turn 1"): -1 / 6,
+        ("multi-turn vs single-turn RL", "grpo (multi-turn)", "procgen:none pass@1 turn 3", "procgen:none resample@3"): 1 / 6,
+    }
+    assert set(rows) == set(expected)
+    for key, value in expected.items():
+        row = rows[key]
+        assert row["difference"] == pytest.approx(value) and row["ci_low"] <= row["difference"] <= row["ci_high"], key
+    same = rows[("multi-turn vs single-turn RL", "grpo (multi-turn)", "procgen:none pass@1 turn 3", "procgen:none pass@1 turn 3")]
+    assert same["ci_low"] == pytest.approx(1 / 3) and same["excludes_zero"]  # +1/3 on both problems: no spread to resample
+    assert all(r["baseline_variant"] == "grpo (single-turn)" for (q, *_), r in rows.items() if q == "multi-turn vs single-turn RL")
+
+
+def test_repair_run_lands_within_half_a_step_of_its_budget(in_tmp, executor):
+    """A multi-turn run counts generated programs (1 to max_turns per episode) and stops within half
+    a step of its budget, so it is not given a whole step's programs more than a single-turn run."""
+    from codegym.experiments.plan import Run
+    from codegym.experiments.runner import RunContext, execute
+    from codegym.problems import load
+
+    problems = load("procgen", split="none")[:4]
+    ctx = RunContext(out=in_tmp, executor=executor, agent_preset="tiny", model="default", eval_n=2, eval_ks=(1,), eval_temperature=0.8,
+                     train_data=lambda specs: problems, eval_data=lambda name: problems, eval_specs={})  # fmt: skip
+    settings = {"batch_problems": 2, "samples_per_problem": 2, "max_new_tokens": 8, "save_every": 1, "env": "repair", "max_turns": 3}
+    budget = 20  # a step is 4 episodes, 4 to 12 attempts: at least two steps
+    result = execute(Run("grpo", settings, ("procgen:none@4",), 0, budget, ()), ctx)
+    samples, steps = result["train"]["samples"], result["train"]["steps"]
+    per_step = samples / steps
+    assert steps >= 2 and abs(samples - budget) <= per_step / 2, (samples, steps)
+    assert [e["samples"] for e in result["history"]] == sorted(e["samples"] for e in result["history"])
+    assert result["history"][-2]["samples"] < budget - per_step / 2 or steps == 1  # it did not stop early either
 
 
 def test_agents_option_keeps_those_agents_only():
@@ -212,6 +310,35 @@ def test_smoke_comparison_writes_every_table_and_plot(in_tmp):
         assert s["ks"] == [1, 2, 3, 4] and len(s["clm"]) == len(s["rl"]) == 4 and s["classification"] in ("sharpening", "capability")
         assert s["classification"] == ("capability" if s["rl"][-1] >= s["clm"][-1] else "sharpening")
     assert (out / "passk_curves_procgen.png").is_file() and "pass@k curves" in report
+
+    # the repair study: pass@1 by turn, resample@T, repair rate per set; both questions in diff_repair
+    turns = studies["repair"].max_turns
+    repair_sets = ["procgen:none", "simple"]  # smoke plays repair episodes on these two only (scale.repair.repair.sets)
+    assert list(study_eval_sets(studies["repair"], preset)) == repair_sets
+    table = json.loads((out / "table_repair.json").read_text())["rows"]
+    variants = {"clm", "grpo (single-turn)", "grpo (multi-turn)"}
+    metrics = [f"pass@1 turn {t}" for t in range(1, turns + 1)] + [f"resample@{turns}", "repair rate"]
+    for column in [f"{s} {m}" for s in repair_sets for m in metrics]:
+        assert sorted(r["variant"] for r in table if r["column"] == column) == sorted(variants), column
+    value = {(r["variant"], r["column"]): r["mean"] for r in table}
+    for v in variants:
+        for s in repair_sets:  # solved by turn t <= solved by turn t + 1: an episode stops once solved
+            by_turn = [value[v, f"{s} pass@1 turn {t}"] for t in range(1, turns + 1)]
+            assert by_turn == sorted(by_turn) and 0 <= value[v, f"{s} resample@{turns}"] <= 1
+    size = preset.study_repair("repair")
+    for run in (out / "runs").glob("*/eval/repair-procgen:none.json"):
+        summary = json.loads(run.read_text())
+        assert summary["n_samples"] == size["n"] and summary["max_turns"] == turns and 1 <= summary["programs_per_episode"] <= turns
+    multi = value["grpo (multi-turn)", "train samples"]
+    assert preset.agent_budget("repair", "grpo") <= multi <= preset.agent_budget("repair", "grpo") + 2 * 2 * turns  # attempts, one step at most
+    diffs = json.loads((out / "diff_repair.json").read_text())["rows"]
+    assert {(r["question"], r["variant"], r["eval_set"]) for r in diffs if r["question"] == "repair vs resample"} == {
+        ("repair vs resample", v, s) for v in variants for s in repair_sets}
+    multi_rows = [r for r in diffs if r["question"] == "multi-turn vs single-turn RL"]
+    assert {r["column"].split(" ", 1)[1] for r in multi_rows} == {f"pass@1 turn {turns}", "turn 2+ gain", "pass@1 turn 1"}
+    assert all(r["variant"] == "grpo (multi-turn)" and r["baseline_variant"] == "grpo (single-turn)" and r["ci_low"] <= r["difference"] <= r["ci_high"]
+               for r in multi_rows)  # fmt: skip
+    assert "Self-repair against resampling" in report and "Multi-turn RL" in report
 
     assert load_preset(out / "preset.yaml").to_dict() | {"name": "smoke"} == preset.to_dict()  # reproducible from its saved config
 
