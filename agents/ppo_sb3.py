@@ -6,12 +6,15 @@ state, started at the mean return of the first rollout (`ValueInit`). ``sb3_poli
 ``MultiInputPolicy``, an MLP over the raw token ids trained from scratch: the from-scratch control.
 
 SB3's PPO optimises, per token, the clipped surrogate with GAE (γ, λ) over the episode's tokens, the
-environment's reward at the last token, no KL to the pretrained policy. One agent step is one SB3
+environment's reward at the last token; with ``kl_coef > 0`` each token's reward also pays
+``−kl_coef · (log π − log π_ref)``, the KL to the frozen initial LM (`codegym.agents.sb3.KLPenalty`;
+off by default: plain SB3 PPO has none, and its per-token estimate is logged as ``ref_kl`` either way). One agent step is one SB3
 iteration: ``n_steps × n_envs`` environment steps, then ``n_epochs`` of PPO updates over minibatches
 of ``batch_size`` steps (the LM policy's default, 512 = one minibatch per epoch, lets the steps of one
 episode share a forward pass in the update). An episode truncated at ``max_new_tokens`` is reported
 to SB3 as terminated: the env pays the whole program's reward then, so there is nothing to bootstrap
-(SB3 would add γ·V(last observation) to it). Settings not listed keep SB3's defaults.
+(SB3 would add γ·V(last observation) to it). Consecutive ``fit`` calls on the same problems carry the
+episodes in progress over, as one long ``learn`` would. Settings not listed keep SB3's defaults.
 """
 
 from __future__ import annotations
