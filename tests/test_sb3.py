@@ -192,3 +192,16 @@ def test_value_lr_scale_speeds_up_only_the_value_head(tokenizer, executor, in_tm
     # Adam moves each weight by at most about its learning rate per step: 1e-5 for the trunk in both runs, 1e-3 for the scaled head.
     assert moved[1.0][0] <= 1.2e-5 and 1.2e-5 < moved[100.0][0] <= 1.2e-3
     assert moved[1.0][1] <= 1.2e-5 and moved[100.0][1] <= 1.2e-5
+
+
+def test_bench_quarters_skip_the_first_rollout_and_split_steps_by_episodes():
+    from codegym.experiments.benchmarks.bench_agents import quarter_pass_rates
+
+    # The first step (short episodes only) is left out; the 40 episodes after it: 10 per quarter.
+    history = [{"pass_rate": 1.0, "episodes": 7}, {"pass_rate": 0.2, "episodes": 5}, {"pass_rate": 0.6, "episodes": 10},
+               {"pass_rate": 0.5, "episodes": 15}, {"pass_rate": 0.9, "episodes": 10}, {"pass_rate": 0.0, "episodes": 0}]
+    q = quarter_pass_rates(history)
+    assert q["quarter_episodes"] == 10
+    assert q["first_quarter_pass_rate"] == pytest.approx((0.2 * 5 + 0.6 * 5) / 10)  # the third step counts for half its episodes
+    assert q["last_quarter_pass_rate"] == pytest.approx(0.9)
+    assert q["first_quarter_se"] == pytest.approx(np.sqrt(0.4 * 0.6 / 10), abs=1e-4)
