@@ -218,7 +218,7 @@ class LMPolicy(ActorCriticPolicy):
             self._freeze_below(self.train_layers)
         head = list(self.value_net.parameters())
         trunk = [p for p in self.lm.parameters() if p.requires_grad]
-        groups = [{"params": trunk}] * bool(trunk) + [{"params": head, "lr_scale": self.value_lr_scale}]
+        groups = ([{"params": trunk}] if trunk else []) + [{"params": head, "lr_scale": self.value_lr_scale}]
         self.optimizer = self.optimizer_class(groups, lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
         if self.value_lr_scale != 1.0:  # SB3 sets every group's lr to its schedule before each update: scale it around each step
             self.optimizer.register_step_pre_hook(_scale_lr)
