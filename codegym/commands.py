@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import time
 from collections import Counter
@@ -123,9 +124,11 @@ def calibrate(
 def doctor() -> None:
     """Show what the sandbox enforces on this machine (Landlock, seccomp, namespaces, uid, limits)."""
     console = Console()
+    bundled = str(importlib.resources.files("codegym") / "data" / "procgen.jsonl.gz")
     with Executor(workers=1) as executor:
         caps = executor.capabilities()
         probe = executor.run("def f():\n    return 1\n", ["assert f() == 1"], timeout=10)
+        read = executor.evaluate(_READ_PROBE, [f"read({bundled!r})"], timeout=10).values[0].value
     table = Table(title="codegym sandbox")
     table.add_column("protection")
     table.add_column("status")
@@ -139,6 +142,7 @@ def doctor() -> None:
         ("no network (empty network namespace)", _yes(caps["network_namespace"])),
         ("Landlock ABI", str(caps["landlock_abi"]) if caps["landlock_abi"] else "unavailable"),
         ("writes only in the temporary directory (Landlock)", _yes(caps["landlock_filesystem"])),
+        ("codegym's own files unreadable: bundled problems, source, checkout (Landlock)", _hidden(caps["unreadable"], read)),
         ("no TCP bind/connect (Landlock)", _yes(caps["landlock_network"])),
         ("no signals to outside processes (Landlock scope)", _yes(caps["landlock_signals"])),
         ("no unix-domain sockets, io_uring, memfd or new namespaces (seccomp)", _yes(caps["seccomp_unix_sockets"])),
@@ -154,6 +158,24 @@ def doctor() -> None:
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
+
+
+_READ_PROBE = """
+def read(path):
+    try:
+        with open(path, "rb") as fh:
+            return "read"
+    except OSError as exc:
+        return type(exc).__name__
+"""
+
+
+def _hidden(folders: list[str], read: str) -> str:
+    """The doctor's answer on codegym's own files, given what a program got trying to read its bundled problems."""
+    if read == "read":
+        return "no: programs can read the bundled problems with their hidden tests" + ("" if folders else " (no Landlock)")
+    tops = [f for f in folders if not any(f.startswith(other.rstrip("/") + "/") for other in folders)]
+    return f"yes ({', '.join(tops)})" if tops else f"yes ({read}, by file permissions only)"
 
 
 def _yes(flag: bool) -> str:

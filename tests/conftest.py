@@ -7,10 +7,12 @@ and it fails with the command that installs them, instead of every module failin
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import pytest
@@ -90,6 +92,21 @@ def sandbox_leftovers(executor: Executor) -> list[int]:
         if proc.info["uids"] and proc.info["uids"].real in uids and proc.info["status"] != psutil.STATUS_ZOMBIE:
             left.append(proc.pid)
     return left
+
+
+@functools.cache
+def worker_module() -> ModuleType:
+    """The sandbox worker script (``codegym/execution/_worker.py``, never imported by codegym) as a
+    module, for tests of its parts."""
+    import importlib.util
+
+    import codegym.execution
+
+    path = Path(codegym.execution.__file__).with_name("_worker.py")
+    spec = importlib.util.spec_from_file_location("_codegym_worker_for_tests", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def is_root() -> bool:

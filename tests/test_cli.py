@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from typer.testing import CliRunner
 
@@ -74,9 +75,10 @@ def test_calibrate_writes_limits_from_the_reference(in_tmp):
 
 
 def test_doctor(in_tmp):
-    result = runner.invoke(app, ["doctor"])
+    result = runner.invoke(app, ["doctor"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "Landlock" in result.output and "passed" in result.output
+    assert re.search(r"codegym's own files unreadable.*│ yes \(/", result.output), result.output
     assert "seccomp" in result.output and "tmpfs" in result.output
 
 

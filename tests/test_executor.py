@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 
 from codegym.execution import Executor, ExecResult
 from codegym.execution.plans import plan_test
 
-from .conftest import sandbox_leftovers
+from .conftest import sandbox_leftovers, worker_module
 
 ADD = "def add(a, b):\n    return a + b\n"
 
@@ -242,3 +243,25 @@ def test_forked_child_gets_its_own_workers_and_leaves_the_parents_alone(in_tmp):
         assert os.waitstatus_to_exitcode(status) == 0
         assert ex.backend.worker_pids() == parent_workers
         assert ex.run("z = 3", ["assert z == 3"]).passed  # the parent's workers still serve it
+
+
+def test_read_rules_grant_everything_but_the_hidden_folders(tmp_path):
+    """Landlock only grants, so a readable folder that holds one of codegym's own folders is granted
+    entry by entry: itself to list, each other entry to read, the hidden one not at all; a hidden
+    root (a checkout on sys.path) gets nothing, a root inside one (its virtual environment) all."""
+    worker = worker_module()
+    top = os.path.realpath(tmp_path)
+    site, checkout = os.path.join(top, "site-packages"), os.path.join(top, "checkout")
+    for folder in ("site-packages/codegym/data", "site-packages/numpy", "checkout/.venv", "checkout/codegym"):
+        os.makedirs(os.path.join(top, folder))
+    open(os.path.join(site, "six.py"), "w").close()
+    os.symlink(os.path.join(site, "codegym"), os.path.join(site, "alias"))  # Landlock checks where a link leads
+    hidden = {os.path.join(site, "codegym"), checkout}
+    rules = worker._read_rules([top, checkout, os.path.join(checkout, ".venv")], hidden)
+    assert rules == {
+        top: worker._FS_READ_DIR,
+        site: worker._FS_READ_DIR,
+        os.path.join(site, "numpy"): worker._FS_READ,
+        os.path.join(site, "six.py"): worker._FS_READ,
+        os.path.join(checkout, ".venv"): worker._FS_READ,
+    }

@@ -594,6 +594,207 @@ def test_landlock_confines_reads_of_world_readable_files(any_executor, in_tmp, w
         shutil.rmtree(folder)
 
 
+DATA_LOOKUP = r'''
+import ast, ctypes, glob, gzip, importlib.util, json, os, re, site, struct, sys, zlib
+
+NAME = "procgen.jsonl.gz"
+
+
+def _near(folder):
+    """Where codegym keeps its bundled problems, relative to a package, a checkout or a site folder."""
+    for tail in ("", "data", "codegym", "codegym/data"):
+        yield os.path.join(folder, tail, NAME)
+
+
+def _paths_in(text):
+    return re.findall(r"(/[^'\"\s:,=]+)", text)
+
+
+def _guesses():
+    try:  # where the import system says codegym is (codegym.__file__), without running it
+        spec = importlib.util.find_spec("codegym")
+        yield from (p for folder in spec.submodule_search_locations or [] for p in _near(folder))
+    except Exception:
+        pass
+    try:
+        import importlib.resources
+
+        yield str(importlib.resources.files("codegym") / "data" / NAME)
+    except Exception:
+        pass
+    # sys.path and the site folders, the packages in them, and the paths that editable installs name
+    for entry in [p for p in sys.path if p] + site.getsitepackages() + [sys.prefix, sys.base_prefix]:
+        yield from _near(entry)
+        yield from glob.glob(os.path.join(entry, "*", "data", NAME))
+        for hook in glob.glob(os.path.join(entry, "*.pth")) + glob.glob(os.path.join(entry, "__editable__*")):
+            try:
+                text = open(hook).read()
+            except OSError:
+                continue
+            for path in _paths_in(text):
+                yield from _near(path)
+                yield from _near(os.path.dirname(path))
+    folder = os.getcwd()  # the working directory and every folder above it
+    while True:
+        yield from _near(folder)
+        if folder == "/":
+            break
+        folder = os.path.dirname(folder)
+    # other processes (the worker, the caller): their working and root folders, the files they hold
+    # open, the paths in their command lines and environments
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        base = "/proc/" + pid
+        yield from _near(base + "/cwd")
+        try:
+            for fd in os.listdir(base + "/fd"):
+                if os.readlink(base + "/fd/" + fd).endswith(NAME):
+                    yield base + "/fd/" + fd
+        except OSError:
+            pass
+        for leaf in ("cmdline", "environ"):
+            try:
+                text = open(base + "/" + leaf).read().replace("\0", " ")
+            except OSError:
+                continue
+            for path in _paths_in(text):
+                for up in (path, os.path.dirname(path), os.path.dirname(os.path.dirname(path))):
+                    yield from _near(up)
+    seen = 0  # a bounded walk of where Pythons and their packages live
+    for top in (sys.prefix, sys.base_prefix, "/usr/lib", "/usr/local/lib", "/opt"):
+        for root, dirs, files in os.walk(top):
+            seen += 1
+            if root.count(os.sep) - top.count(os.sep) >= 5 or seen > 20000:
+                dirs[:] = []
+            if NAME in files:
+                yield os.path.join(root, NAME)
+
+
+def _by_handle(path):
+    """The file's bytes through a file handle (open_by_handle_at: the capability to read files that
+    a root-started sandbox keeps), or None."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    handle, mount_id = ctypes.create_string_buffer(8 + 128), ctypes.c_int()
+    struct.pack_into("I", handle, 0, 128)
+    if libc.name_to_handle_at(-100, path.encode(), handle, ctypes.byref(mount_id), 0) != 0:
+        return None
+    mount = os.open(sys.prefix, os.O_RDONLY | os.O_DIRECTORY)  # any folder on the same file system
+    fd = libc.open_by_handle_at(mount, handle, os.O_RDONLY)
+    os.close(mount)
+    if fd < 0:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
+
+
+def _content(path):
+    """The bytes of the procgen problems file at ``path``, read in every way there is, or None."""
+    ways = [lambda: open(path, "rb").read(), lambda: _by_handle(path)]
+    if path.startswith("/") and not path.startswith("/proc/"):
+        ways.append(lambda: open("/proc/self/root" + path, "rb").read())
+    for way in ways:
+        try:
+            data = way()
+            if data and b'"task_id": "procgen/' in zlib.decompressobj(31).decompress(data, 200):
+                return data
+        except (OSError, zlib.error):
+            pass
+    return None
+
+
+def _readable():
+    """(path, file bytes) for each place the bundled procgen problems can be read from, one per file."""
+    done = set()
+    for path in dict.fromkeys(_guesses()):
+        try:
+            real = os.path.realpath(path)
+        except OSError:  # a /proc link it may not follow
+            real = path
+        if path.endswith(NAME) and real not in done:
+            data = _content(path)
+            if data:
+                done.add(real)
+                yield path, data
+
+
+def sources():
+    return [path for path, _ in _readable()]
+
+
+_DATA = None
+
+
+def _answer(doc, args):
+    """The expected value of the test that calls ``solve(*args)`` in the problem with docstring ``doc``."""
+    global _DATA
+    if _DATA is None:
+        _DATA = next((gzip.decompress(data).decode().splitlines() for _, data in _readable()), [])
+    first = json.dumps(doc.strip().splitlines()[0].strip())[1:-1]
+    call = "solve(" + ", ".join(map(repr, args)) + ") == "
+    for line in _DATA:
+        if first in line and json.dumps(call)[1:-1] in line:
+            for test in json.loads(line)["tests"]:
+                if test.startswith("assert " + call):
+                    return ast.literal_eval(test[len("assert " + call) :])
+    return None
+
+
+def read(path):
+    try:
+        with open(path, "rb") as fh:
+            return len(fh.read())
+    except OSError as exc:
+        return type(exc).__name__
+'''
+LOOKUP_BODY = "    return _answer(solve.__doc__, tuple(locals().values()))\n"
+
+
+@pytest.fixture(scope="module")
+def procgen_problem():
+    from codegym import problems
+
+    return problems.load("procgen")[0]
+
+
+def test_program_cannot_read_its_tests_from_codegym_data(any_executor, executor, procgen_problem, in_tmp):
+    """A program that finds its own problem in codegym's bundled data (by import paths, sys.path,
+    editable-install hooks, the working directory, /proc, a file handle) and returns the hidden
+    tests' expected values: Landlock keeps codegym's package and checkout out of reach, editable
+    install or not, while the rest of site-packages stays readable."""
+    import gzip
+    import importlib.resources
+    import json
+
+    from codegym.execution.pool import unreadable_paths
+
+    problem = procgen_problem
+    program = DATA_LOOKUP + problem.program(LOOKUP_BODY)
+    data = importlib.resources.files("codegym") / "data" / "procgen.jsonl.gz"
+    package = importlib.resources.files("codegym") / "__init__.py"
+    caps = any_executor.capabilities()
+    assert caps["landlock_filesystem"], "this kernel has no Landlock; `codegym doctor` says more"
+    assert os.path.realpath(str(package.parent)) in caps["unreadable"]
+
+    result = any_executor.run(program, problem, timeout=60)
+    assert result.outcome == "failed" and not any(result.test_passed), result
+    probe = any_executor.evaluate(DATA_LOOKUP, ["sources()", f"read({str(data)!r})", f"read({str(package)!r})"], timeout=60)
+    assert [v.value for v in probe.values] == [[], "PermissionError", "PermissionError"], probe
+    checkouts = [p for p in unreadable_paths() if os.path.isfile(os.path.join(p, "pyproject.toml"))]
+    for checkout in checkouts:  # an editable install: the whole checkout is out of reach
+        inside = any_executor.evaluate(DATA_LOOKUP, [f"read({os.path.join(checkout, 'pyproject.toml')!r})"], timeout=10)
+        assert inside.values[0].value == "PermissionError", inside
+    numpy = executor.evaluate("import numpy\n", ["int(numpy.arange(4).sum())"], timeout=30)
+    assert numpy.values[0].value == 6, numpy  # the rest of this Python's site-packages stays readable
+
+    # positive controls: outside the sandbox the program finds the data and passes every hidden test;
+    # in the sandbox, with a copy of its own problem's record in its working directory, it passes too
+    assert str(data) in _plain(DATA_LOOKUP, "sources()")
+    assert _plain(program, f"[exec(test) for test in {list(problem.tests)!r}]") == [None] * len(problem.tests)
+    record = gzip.compress((json.dumps(problem.to_dict()) + "\n").encode())
+    copy = any_executor.run(f"open('procgen.jsonl.gz', 'wb').write({record!r})\n" + program, problem, timeout=60)
+    assert copy.outcome == "passed", copy
+    _check_clean_after(any_executor)
+
+
 SYSCALL_PROBE = """
 import ctypes, os, resource, socket
 _libc = ctypes.CDLL(None, use_errno=True)

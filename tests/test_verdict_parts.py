@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from codegym.execution.plans import UnsafeExpression, judge, plan_test, safe_eval
 from codegym.execution.values import MalformedValue, decode
 
+from .conftest import worker_module
+
 
 @pytest.mark.parametrize(
     ("test", "kind", "source"),
@@ -53,16 +55,7 @@ def test_safe_eval_literals(src, value):
 
 def encode(value):
     """The same encoding the sandbox harness uses, imported from the worker script."""
-    import importlib.util
-    import pathlib
-
-    import codegym.execution
-
-    path = pathlib.Path(codegym.execution.__file__).with_name("_worker.py")
-    spec = importlib.util.spec_from_file_location("_codegym_worker_for_tests", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module._encode(value, [10**6])
+    return worker_module()._encode(value, [10**6])
 
 
 values = st.recursive(

@@ -139,7 +139,7 @@ class _PathBeneath(ctypes.Structure):
 
 def readable_roots():
     """What a program may read: this Python's installation and the system's libraries, nothing else
-    (no home directories, no project files, no /etc secrets)."""
+    (no home directories, no project files, no /etc secrets), less codegym's own files (`_read_rules`)."""
     roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     roots.add(os.path.dirname(os.path.realpath(sys.executable)))
     roots.update(p for p in sys.path if p)
@@ -148,8 +148,43 @@ def readable_roots():
     return sorted(os.path.realpath(r) for r in roots if os.path.exists(r))
 
 
-def _landlock_ruleset(abi, writable_dir):
-    """A Landlock ruleset fd: read only `readable_roots`, write only beneath ``writable_dir``,
+def _holds(folder, path):
+    return path.startswith(folder.rstrip("/") + "/")
+
+
+def _read_rules(roots, hidden):
+    """{path: Landlock rights} reading every root but nothing in ``hidden`` (real paths: codegym's
+    package with the bundled problems and their tests, and its checkout; see ``pool.unreadable_paths``).
+
+    Landlock only grants, so a root that holds a hidden folder is granted piece by piece: listing
+    it (names, not contents), and reading each of its entries, descending into those on the way to
+    a hidden folder, which gets no rule at all. Symbolic links get no rule either: Landlock checks
+    the file they lead to, readable only where its own folder is. A root that is itself hidden (an
+    editable install's checkout on sys.path) is left out; a root inside one (a virtual environment
+    in the checkout) stays readable."""
+    rules = {}
+
+    def grant(path):
+        if path in hidden or path in rules:
+            return
+        if not os.path.isdir(path) or not any(_holds(path, h) for h in hidden):
+            rules[path] = _FS_READ
+            return
+        rules[path] = _FS_READ_DIR
+        try:
+            entries = [e.path for e in os.scandir(path) if not e.is_symlink()]
+        except OSError:  # a folder the worker cannot list: none of its entries is granted
+            entries = []
+        for entry in entries:
+            grant(entry)
+
+    for root in roots:
+        grant(root)
+    return rules
+
+
+def _landlock_ruleset(abi, writable_dir, hidden):
+    """A Landlock ruleset fd: read only `readable_roots` less ``hidden``, write only beneath ``writable_dir``,
     no TCP, and (ABI >= 6) no signals or abstract sockets out of the sandbox. -1 when unavailable."""
     if abi < 1:
         return -1
@@ -159,12 +194,15 @@ def _landlock_ruleset(abi, writable_dir):
     ruleset = _libc.syscall(_SYS_LANDLOCK["create_ruleset"], ctypes.byref(attr), size, 0)
     if ruleset < 0:
         return -1
-    rules = [(path, _FS_READ) for path in readable_roots()]
+    rules = list(_read_rules(readable_roots(), {os.path.realpath(h) for h in hidden}).items())
     rules += [(writable_dir, fs), ("/dev/null", _FS_READ | _FS_WRITE_FILE)]
     for path, rights in rules:
         if not os.path.isdir(path):
             rights &= _FS_FILE_ONLY & fs
-        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        try:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except FileNotFoundError:  # gone since it was listed: nothing to grant
+            continue
         rule = _PathBeneath(rights, fd)
         ok = _libc.syscall(_SYS_LANDLOCK["add_rule"], ruleset, 1, ctypes.byref(rule), 0) == 0
         os.close(fd)
@@ -703,9 +741,10 @@ def _setup(cfg):
     caps["disk_bytes"] = disk if cfg["tmpfs"] else None
     cfg["drop_caps"] = caps["user_namespace"]  # children of a user-namespace worker hold its capabilities
     abi = _landlock_abi() if cfg["landlock"] else 0
-    ruleset = _landlock_ruleset(abi, workdir)
+    ruleset = _landlock_ruleset(abi, workdir, cfg["hidden"])
     caps["landlock_abi"] = abi if ruleset >= 0 else 0
     caps["landlock_filesystem"] = ruleset >= 0
+    caps["unreadable"] = sorted(cfg["hidden"]) if ruleset >= 0 else []
     caps["landlock_network"] = ruleset >= 0 and abi >= 4
     caps["landlock_signals"] = ruleset >= 0 and abi >= 6
     if ruleset >= 0:

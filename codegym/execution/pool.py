@@ -7,8 +7,10 @@ cluster backend (Ray) only has to implement `run_raw` and `close` to slot in bes
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -23,11 +25,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["Backend", "Limits", "LocalPool", "RawJob", "RawOutcome", "SandboxStartError"]
+__all__ = ["Backend", "Limits", "LocalPool", "RawJob", "RawOutcome", "SandboxStartError", "unreadable_paths"]
 
 _WORKER_SCRIPT = Path(__file__).with_name("_worker.py")
 _HEADER = struct.Struct(">I")
 _GRACE = 3.0  # seconds past a job's timeout before the parent stops trusting its worker
+# codegym's packages with folders of their own (pyproject.toml's package-dir: in a checkout, the
+# top-level folders; in site-packages, all inside codegym/).
+_PACKAGES = ("codegym", "codegym.envs", "codegym.agents", "codegym.data_gen", "codegym.experiments")
+
+
+def unreadable_paths() -> list[str]:
+    """codegym's own folders, which no program may read even where they sit among the files it may
+    (an install into site-packages): its packages, whose bundled problems hold the hidden tests'
+    expected values, and, for an install from a checkout (``pip install -e .``), the whole checkout."""
+    folders = set()
+    for name in _PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is not None:
+            folders.update(spec.submodule_search_locations or [])
+    for folder in list(folders):
+        checkout = os.path.dirname(folder)
+        try:
+            project = Path(checkout, "pyproject.toml").read_text(encoding="utf-8")
+        except OSError:
+            continue
+        if re.search(r"^name\s*=\s*[\"']codegym[\"']", project, re.MULTILINE):
+            folders.add(checkout)
+    return sorted({os.path.realpath(f) for f in folders})
 
 
 class SandboxStartError(RuntimeError):
@@ -174,6 +199,7 @@ class LocalPool:
                 "profile": profile,
                 "uid_base": 200_000,
                 "tmp_root": tempfile.gettempdir(),
+                "hidden": unreadable_paths(),
             }
         )
         if run_as is not None and os.geteuid() != 0:

@@ -53,7 +53,7 @@ def build_corpus(
 def pretrain(
     corpus: Path = typer.Option(..., "--corpus", "-c", exists=True, dir_okay=False, help="Corpus JSONL from `codegym build-corpus`."),
     output: Path = typer.Option(..., "--output", "-o", help="Run directory: tokenizer/, checkpoint/, final/, training_log.jsonl."),
-    preset: str = typer.Option("default", help="Hyper-parameter preset: tiny, default (the shipped model), small, base."),
+    preset: str = typer.Option("default", help="Hyper-parameter preset: tiny, default (the base run of the shipped model), procgen (its warm start on procgen programs: use with --init), small, base."),
     steps: Optional[int] = typer.Option(None, help="Override the preset's number of optimizer steps."),
     batch_size: Optional[int] = typer.Option(None, help="Override the preset's batch size (sequences per step)."),
     learning_rate: Optional[float] = typer.Option(None, help="Override the preset's peak learning rate."),
