@@ -6,16 +6,20 @@ state, started at the mean return of the first rollout (`ValueInit`). ``sb3_poli
 ``MultiInputPolicy``, an MLP over the raw token ids trained from scratch: the from-scratch control.
 
 SB3's PPO optimises, per token, the clipped surrogate with GAE (γ, λ) over the episode's tokens, the
-environment's reward at the last token, no KL to the pretrained policy. One agent step is one SB3
+environment's reward at the last token; with ``kl_coef > 0`` each token's reward also pays
+``−kl_coef · (log π − log π_ref)``, the KL to the frozen initial LM (`codegym.agents.sb3.KLPenalty`;
+off by default: plain SB3 PPO has none, and its per-token estimate is logged as ``ref_kl`` either way). One agent step is one SB3
 iteration: ``n_steps × n_envs`` environment steps, then ``n_epochs`` of PPO updates over minibatches
 of ``batch_size`` steps (the LM policy's default, 512 = one minibatch per epoch, lets the steps of one
 episode share a forward pass in the update). An episode truncated at ``max_new_tokens`` is reported
 to SB3 as terminated: the env pays the whole program's reward then, so there is nothing to bootstrap
-(SB3 would add γ·V(last observation) to it). Settings not listed keep SB3's defaults.
+(SB3 would add γ·V(last observation) to it). Consecutive ``fit`` calls on the same problems carry the
+episodes in progress over, as one long ``learn`` would. Settings not listed keep SB3's defaults.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import time
@@ -47,16 +51,20 @@ class PPOSB3Config(AgentConfig):
         value_features: the LM policy's value head reads ``"detached"`` hidden states (the value loss
             leaves the LM alone; ours, as nothing anchors this PPO to the pretrained LM) or ``"shared"`` ones.
         train_layers: the LM policy trains only its top k blocks (0: every layer).
+        value_lr_scale: the LM policy's value head learns at ``lr`` times this.
         n_envs: environments stepped together.
         n_steps: environment steps per env per iteration.
         batch_size, n_epochs: SB3's minibatch size and epochs per iteration.
         gamma, gae_lambda, clip_range, ent_coef, vf_coef: SB3 PPO's (γ = 1: reward only at the end).
+        kl_coef: the LM policy's per-token KL penalty to the frozen initial LM, folded into the reward
+            (`codegym.agents.sb3.KLPenalty`); 0 switches it off (the KL is still measured and logged as ``ref_kl``).
         max_prompt_tokens: prompt tokens in the observation.
     """
 
     sb3_policy: str = "lm"
     value_features: str = "detached"
     train_layers: int = 0
+    value_lr_scale: float = 1.0
     lr: float = 2e-5
     max_grad_norm: float = 0.5
     n_envs: int = 8
@@ -68,6 +76,7 @@ class PPOSB3Config(AgentConfig):
     clip_range: float = 0.2
     ent_coef: float = 0.0
     vf_coef: float = 0.5
+    kl_coef: float = 0.0
     max_prompt_tokens: int = 128
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
@@ -86,6 +95,7 @@ def _episode_stats():
             super().__init__()
             self.rewards: list[float] = []
             self.passed: list[bool] = []
+            self.lengths: list[int] = []  # tokens
             self.extra: dict[str, list[float]] = {}  # a dict reward's extra metrics
 
         def _on_step(self) -> bool:
@@ -93,6 +103,7 @@ def _episode_stats():
                 if "outcome" in info:
                     self.rewards.append(float(reward))
                     self.passed.append(info["outcome"] == "passed")
+                    self.lengths.append(int(info["episode"]["l"]))
                     for key, value in info.get("reward_info", {}).items():
                         self.extra.setdefault(key, []).append(value)
             return True
@@ -114,9 +125,10 @@ class PPOSB3(Agent):
     name = "ppo_sb3"
     Config = PPOSB3Config
 
-    def __init__(self, config: PPOSB3Config, policy: Any = "default", model: Any = None) -> None:
+    def __init__(self, config: PPOSB3Config, policy: Any = "default", model: Any = None, reference: Any = None) -> None:
         """``policy``: the initial LM (and tokenizer): ``"default"``, a model directory or hub name, or a `Policy`;
-        with ``sb3_policy="mlp"`` only its tokenizer is used (a tokenizer works too)."""
+        with ``sb3_policy="mlp"`` only its tokenizer is used (a tokenizer works too). ``reference``: the frozen
+        LM of the KL penalty (default: a copy of the initial LM; a loaded checkpoint passes its saved one)."""
         super().__init__(config)
         from codegym.envs.tokens import load_tokenizer
         from codegym.models.policy import DEFAULT_DIR, Policy, load_policy
@@ -141,12 +153,19 @@ class PPOSB3(Agent):
             self.tokenizer = policy.tokenizer if isinstance(policy, Policy) else policy
         self._sampler: Policy | None = None
         self._value_init: Any = None
+        self._env_for: tuple[tuple[str, ...], Any] | None = None  # (task ids, executor) of the model's env
+        self._kl: Any = None
+        if config.sb3_policy == "lm":
+            from codegym.agents.sb3 import KLPenalty
+
+            self._kl = KLPenalty(config.kl_coef, reference if reference is not None else copy.deepcopy(self.lm))
         self.timing = {"wall_s": 0.0, "episodes": 0}  # the env runs each program synchronously: no overlap to measure
 
     @staticmethod
     def policy_kwargs(cfg: PPOSB3Config, lm: Any) -> dict[str, Any]:
         """`LMPolicy`'s keyword arguments for ``cfg``, with ``lm`` the causal LM (or where to load it from)."""
-        return {"lm": lm, "temperature": cfg.temperature, "value_features": cfg.value_features, "train_layers": cfg.train_layers or None}
+        return {"lm": lm, "temperature": cfg.temperature, "value_features": cfg.value_features, "train_layers": cfg.train_layers or None,
+                "value_lr_scale": cfg.value_lr_scale}
 
     def _env(self, problems: Sequence[Problem], n: int) -> Any:
         from stable_baselines3.common.monitor import Monitor
@@ -170,8 +189,12 @@ class PPOSB3(Agent):
         from codegym.agents.sb3 import LMPolicy, ValueInit
 
         cfg = self.config
-        env = self._env(problems, cfg.n_envs)
+        # Another fit on the same problems continues the episodes in progress: a new env (SB3's set_env)
+        # would reset every env, abandoning the unfinished episodes, the long ones, and the next
+        # rollout would then count only the short ones, which pass more often.
+        env_for = (tuple(p.task_id for p in problems), self.executor)
         if self.model is None:
+            env = self._env(problems, cfg.n_envs)
             lm = cfg.sb3_policy == "lm"
             self.model = PPO(
                 LMPolicy if lm else "MultiInputPolicy", env, learning_rate=cfg.lr, n_steps=cfg.n_steps, batch_size=cfg.batch_size,
@@ -181,14 +204,15 @@ class PPOSB3(Agent):
             )
             if lm:  # SB3 pickles policy_kwargs into its zip: name the LM there instead of embedding the module
                 self.model.policy_kwargs = self.policy_kwargs(cfg, self.model.policy.lm_source)
-        else:
-            self.model.set_env(env)
+        elif self._env_for is None or self._env_for[0] != env_for[0] or self._env_for[1] is not env_for[1]:
+            self.model.set_env(self._env(problems, cfg.n_envs))
+        self._env_for = env_for
         if cfg.sb3_policy == "lm" and self._value_init is None:
             self._value_init = ValueInit()
         for _ in range(steps):
             start = time.perf_counter()
             stats = _episode_stats()
-            callbacks = [stats] + ([self._value_init] if self._value_init is not None else [])
+            callbacks = [stats] + [c for c in (self._kl, self._value_init) if c is not None]  # KLPenalty before ValueInit
             self.model.learn(cfg.n_steps * cfg.n_envs, callback=callbacks, reset_num_timesteps=False)
             self.timing["wall_s"] += time.perf_counter() - start
             self.timing["episodes"] += len(stats.rewards)
@@ -202,6 +226,8 @@ class PPOSB3(Agent):
                 "reward": float(np.mean(stats.rewards)) if episodes else float("nan"),
                 "pass_rate": float(np.mean(stats.passed)) if episodes else float("nan"),
                 "episodes": episodes,
+                "episode_length": float(np.mean(stats.lengths)) if episodes else float("nan"),
+                **({"ref_kl": self._kl.mean_kl} if self._kl is not None else {}),
                 **{k: float(np.mean(v)) for k, v in stats.extra.items()},
             }
 
@@ -259,6 +285,7 @@ class PPOSB3(Agent):
         if self.config.sb3_policy == "lm":  # the trained LM on its own, loadable by every codegym tool (load_policy)
             self.lm.save_pretrained(directory / "policy")
             self.tokenizer.save_pretrained(directory / "policy")
+            self._kl.reference.save_pretrained(directory / "reference")  # the KL penalty's anchor, for resumed runs
         torch.save({"timing": self.timing}, directory / STATE_FILE)
 
     @classmethod
@@ -274,6 +301,11 @@ class PPOSB3(Agent):
             config = dataclasses.replace(config, sb3_policy="mlp")
         custom = {"policy_kwargs": cls.policy_kwargs(config, str(directory / "policy"))} if config.sb3_policy == "lm" else {}
         model = PPO.load(directory / "sb3_ppo.zip", device=device, custom_objects=custom)  # the LM policy rebuilt around the saved LM
-        agent = cls(config, tokenizer, model=model)
+        reference = None
+        if config.sb3_policy == "lm" and (directory / "reference").is_dir():
+            from transformers import AutoModelForCausalLM
+
+            reference = AutoModelForCausalLM.from_pretrained(directory / "reference").float()
+        agent = cls(config, tokenizer, model=model, reference=reference)
         agent.timing.update(torch.load(directory / STATE_FILE, weights_only=False)["timing"])
         return agent

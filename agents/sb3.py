@@ -30,7 +30,7 @@
 ``temperature``, ``value_features`` (``"detached"``: the value loss does not reach the LM; ``"shared"``:
 it trains the trunk too), ``train_layers`` (None: every layer; k: only the top k blocks, the final
 norm and an untied output layer train, the rest is frozen, which is faster), ``value_init``,
-``use_cache``; SB3's ``optimizer_class`` and ``optimizer_kwargs`` work as usual.
+``value_lr_scale`` (the value head's learning rate over the LM's), ``use_cache``; SB3's ``optimizer_class`` and ``optimizer_kwargs`` work as usual.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-__all__ = ["LMPolicy", "ValueInit"]
+__all__ = ["KLPenalty", "LMPolicy", "ValueInit"]
 
 
 def _load_lm(lm: Any) -> nn.Module:
@@ -95,6 +95,16 @@ def prefix_groups(tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Te
     return torch.tensor(reps, dtype=torch.long, device=tokens.device), owner
 
 
+def _scale_lr(optimizer: torch.optim.Optimizer, *_: Any) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] *= group.get("lr_scale", 1.0)
+
+
+def _unscale_lr(optimizer: torch.optim.Optimizer, *_: Any) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] /= group.get("lr_scale", 1.0)
+
+
 class _RolloutCache:
     """The KV cache of the episodes in progress: one row per env, rows of different lengths side by side.
 
@@ -131,6 +141,9 @@ class LMPolicy(ActorCriticPolicy):
     :param train_layers: None trains every parameter; k trains only the top k transformer blocks, the
         final norm and an untied output layer (embeddings and lower blocks frozen).
     :param value_init: the value head's initial bias; None leaves it to `ValueInit` (0 until then).
+    :param value_lr_scale: the value head's learning rate is SB3's ``learning_rate`` times this. The head
+        starts at zero weights and a language model's learning rate barely moves it, so without a
+        larger one the critic stays a constant baseline.
     :param use_cache: reuse the KV cache across steps of an episode when no gradient is taken.
     :param use_sde, normalize_images, optimizer_class, optimizer_kwargs: as in SB3 (``use_sde`` must be False).
     """
@@ -145,6 +158,7 @@ class LMPolicy(ActorCriticPolicy):
         value_features: str = "detached",
         train_layers: int | None = None,
         value_init: float | None = None,
+        value_lr_scale: float = 1.0,
         use_cache: bool = True,
         use_sde: bool = False,
         normalize_images: bool = True,
@@ -159,6 +173,8 @@ class LMPolicy(ActorCriticPolicy):
             raise ValueError("LMPolicy reads a Dict observation with 'tokens' and 'mask' (codegym/CodeSynthesis-v0's)")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
+        if value_lr_scale <= 0:
+            raise ValueError(f"value_lr_scale must be > 0, got {value_lr_scale}")
         if value_features not in ("detached", "shared"):
             raise ValueError(f"value_features must be 'detached' or 'shared', got {value_features!r}")
         # Plain attributes read by _build, which ActorCriticPolicy.__init__ calls.
@@ -168,6 +184,7 @@ class LMPolicy(ActorCriticPolicy):
         self.value_features = value_features
         self.train_layers = train_layers
         self.value_init = value_init
+        self.value_lr_scale = float(value_lr_scale)
         self.use_cache = use_cache
         self._rollout = _RolloutCache()
         self.cache_steps = {"extended": 0, "prefilled": 0}  # rows served from the cache vs prefilled (diagnostics)
@@ -199,8 +216,13 @@ class LMPolicy(ActorCriticPolicy):
         self.register_buffer("value_initialised", torch.tensor(self.value_init is not None))
         if self.train_layers is not None:
             self._freeze_below(self.train_layers)
-        trainable = [p for p in self.parameters() if p.requires_grad]
-        self.optimizer = self.optimizer_class(trainable, lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
+        head = list(self.value_net.parameters())
+        trunk = [p for p in self.lm.parameters() if p.requires_grad]
+        groups = ([{"params": trunk}] if trunk else []) + [{"params": head, "lr_scale": self.value_lr_scale}]
+        self.optimizer = self.optimizer_class(groups, lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
+        if self.value_lr_scale != 1.0:  # SB3 sets every group's lr to its schedule before each update: scale it around each step
+            self.optimizer.register_step_pre_hook(_scale_lr)
+            self.optimizer.register_step_post_hook(_unscale_lr)
 
     def _freeze_below(self, k: int) -> None:
         """Train only the top ``k`` blocks, the final norm and an untied output layer."""
@@ -217,7 +239,7 @@ class LMPolicy(ActorCriticPolicy):
         data = super(ActorCriticPolicy, self)._get_constructor_parameters()
         data.update(
             lr_schedule=self._dummy_schedule, lm=self.lm_source, temperature=self.temperature, value_features=self.value_features,
-            train_layers=self.train_layers, value_init=self.value_init, use_cache=self.use_cache,
+            train_layers=self.train_layers, value_init=self.value_init, value_lr_scale=self.value_lr_scale, use_cache=self.use_cache,
             optimizer_class=self.optimizer_class, optimizer_kwargs=self.optimizer_kwargs,
         )
         return data
@@ -229,22 +251,25 @@ class LMPolicy(ActorCriticPolicy):
 
     # -- the LM at the current position ---------------------------------------------------------
 
-    def _trunk(self, cache: Any = None, **kwargs: Any) -> Any:
-        """The LM's trunk (no output layer); ``cache`` is a ``DynamicCache`` to extend, or None."""
-        trunk = self.lm.base_model
+    def _trunk(self, cache: Any = None, lm: nn.Module | None = None, **kwargs: Any) -> Any:
+        """The trunk (no output layer) of the policy's LM, or of ``lm``; ``cache`` is a ``DynamicCache`` to extend, or None."""
+        trunk = (self.lm if lm is None else lm).base_model
         if cache is None:
             return trunk(use_cache=False, **kwargs)
         if not hasattr(self, "_cache_arg"):
             self._cache_arg = "cache" if "cache" in inspect.signature(trunk.forward).parameters else "past_key_values"
         return trunk(use_cache=True, **{self._cache_arg: cache}, **kwargs)
 
-    def hidden_exact(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Last hidden state at each row's last real token [B, d], recomputed from the tokens (prefixes share a pass)."""
+    def hidden_exact(self, tokens: torch.Tensor, lengths: torch.Tensor, lm: nn.Module | None = None) -> torch.Tensor:
+        """Last hidden state at each row's last real token [B, d], recomputed from the tokens (prefixes share a pass).
+
+        ``lm``: another LM of the same architecture (the frozen reference of `KLPenalty`) instead of the policy's.
+        """
         reps, owner = prefix_groups(tokens, lengths)
         width = int(lengths[reps].max())
         positions = torch.arange(width, device=tokens.device)
         mask = (positions < lengths[reps, None]).long()
-        out = self._trunk(input_ids=tokens[reps, :width], attention_mask=mask, position_ids=positions.expand(len(reps), width))
+        out = self._trunk(lm=lm, input_ids=tokens[reps, :width], attention_mask=mask, position_ids=positions.expand(len(reps), width))
         return out.last_hidden_state[owner, lengths - 1]
 
     def _parameter_version(self) -> int:
@@ -350,8 +375,8 @@ class LMPolicy(ActorCriticPolicy):
                 self._cache_ok = False
         return self._cache_ok
 
-    def _distribution(self, hidden: torch.Tensor) -> Any:
-        logits = self.lm.get_output_embeddings()(hidden).float()[:, : self.action_space.n]  # type: ignore[attr-defined]
+    def _distribution(self, hidden: torch.Tensor, lm: nn.Module | None = None) -> Any:
+        logits = (self.lm if lm is None else lm).get_output_embeddings()(hidden).float()[:, : self.action_space.n]  # type: ignore[attr-defined]
         return self.action_dist.proba_distribution(action_logits=logits / self.temperature)
 
     def _values(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -371,6 +396,12 @@ class LMPolicy(ActorCriticPolicy):
         hidden = self.hidden_exact(tokens, lengths)
         distribution = self._distribution(hidden)
         return self._values(hidden), distribution.log_prob(actions), distribution.entropy()
+
+    @torch.no_grad()
+    def reference_log_prob(self, obs: Any, actions: torch.Tensor, reference: nn.Module) -> torch.Tensor:
+        """Log-probs of ``actions`` under ``reference`` (a frozen LM of the same architecture), at the policy's temperature."""
+        tokens, lengths = aligned(obs)
+        return self._distribution(self.hidden_exact(tokens, lengths, lm=reference), lm=reference).log_prob(actions)
 
     def get_distribution(self, obs: Any) -> Any:
         return self._distribution(self._hidden(obs))
@@ -421,3 +452,55 @@ class ValueInit(BaseCallback):
         buffer = self.model.rollout_buffer
         buffer.values += shift
         buffer.compute_returns_and_advantage(last_values=self.locals["values"] + shift, dones=self.locals["dones"])
+
+
+class KLPenalty(BaseCallback):
+    """A per-token KL penalty to a frozen reference LM, folded into the reward, as in RLHF and ``ppo_lm``.
+
+    At the end of every rollout, before the update, each step's reward becomes
+    ``r_t − coef · (log π_old(a_t|s_t) − log π_ref(a_t|s_t))`` (the sample estimate of the KL per token,
+    at the policy's temperature; π_old is the log-prob the rollout recorded) and the rollout's returns
+    and advantages are recomputed. The reference is a frozen copy of the policy's LM when training
+    starts, unless one is given (a resumed run passes the original one). Why: nothing else in SB3's
+    PPO ties the policy to the pretrained LM, and on this sparse end-of-episode reward it drifts away
+    (on ``simple``, at the ``ppo_sb3`` defaults, the KL per token grew from 0 to about 0.15 nats in
+    36 iterations; experiments/RESULTS.md). With ``coef = 0`` it only measures that KL.
+
+    One forward pass of the reference over the rollout (prefixes shared, as in ``evaluate_actions``)
+    per iteration. Pass it to ``learn`` before `ValueInit`, which recomputes the advantages from the
+    rewards this callback changed. ``mean_kl`` holds the last rollout's mean KL estimate per token.
+    """
+
+    def __init__(self, coef: float, reference: nn.Module | None = None, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        if coef < 0:
+            raise ValueError(f"the KL coefficient must be >= 0, got {coef}")
+        self.coef = float(coef)
+        self.reference = reference
+        self.mean_kl = float("nan")
+
+    def _init_callback(self) -> None:
+        policy = self.model.policy
+        if not isinstance(policy, LMPolicy):
+            raise TypeError("KLPenalty needs LMPolicy as the PPO policy (it compares the policy's LM with a reference LM)")
+        if self.reference is None:
+            import copy
+
+            self.reference = copy.deepcopy(policy.lm)
+        self.reference.to(policy.device).eval().requires_grad_(False)
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        buffer = self.model.rollout_buffer
+        policy = self.model.policy
+        steps, envs = buffer.buffer_size, buffer.n_envs
+        obs = {key: torch.as_tensor(value.reshape(steps * envs, *value.shape[2:]), device=policy.device) for key, value in buffer.observations.items()}
+        actions = torch.as_tensor(buffer.actions.reshape(-1), device=policy.device).long()
+        reference = policy.reference_log_prob(obs, actions, self.reference).cpu().numpy().reshape(steps, envs)
+        kl = buffer.log_probs - reference
+        self.mean_kl = float(kl.mean())
+        if self.coef > 0:
+            buffer.rewards -= self.coef * kl
+            buffer.compute_returns_and_advantage(last_values=self.locals["values"], dones=self.locals["dones"])

@@ -282,6 +282,23 @@ def test_lm_baselines_raise_toy_pass_rate(toy, executor, in_tmp, name):
     assert toy_pass_rate(agent, executor) > before + 0.15
 
 
+def test_ppo_sb3_kl_reference_checkpoint_and_continued_episodes(toy, executor, in_tmp):
+    agent = agents.make("ppo_sb3", policy=copy.deepcopy(toy), preset="tiny", max_new_tokens=8, kl_coef=0.1, **{**SB3_TOY, "lr": 3e-3})
+    initial = {k: v.clone() for k, v in agent.lm.state_dict().items()}
+    history = agent.fit(toy_problems(2), 2, executor=executor, checkpoint_dir=in_tmp / "ck")
+    assert history[0]["ref_kl"] == pytest.approx(0.0, abs=1e-4) and history[1]["ref_kl"] != pytest.approx(0.0, abs=1e-4)
+    env = agent.model.env
+    steps = agent.model.num_timesteps
+    agent.fit(toy_problems(2), 1, executor=executor)  # the same problems: the episodes in progress go on
+    assert agent.model.env is env and agent.model.num_timesteps == steps + SB3_TOY["n_envs"] * SB3_TOY["n_steps"]
+    loaded = agents.load(in_tmp / "ck")
+    reference = loaded._kl.reference.state_dict()
+    assert all(torch.equal(reference[k], v) for k, v in initial.items())  # the initial LM, not the trained one
+    assert any(not torch.equal(loaded.lm.state_dict()[k], v) for k, v in initial.items())
+    loaded.fit(toy_problems(1), 1, executor=executor)  # other problems: a new env
+    assert loaded.steps_done == 3
+
+
 # -- rft: rejection-sampling fine-tuning ------------------------------------------------------
 
 

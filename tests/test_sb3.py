@@ -131,3 +131,77 @@ def test_value_init_starts_the_critic_at_the_mean_return(tokenizer, executor, in
     buffer = model.rollout_buffer
     assert np.allclose(buffer.returns, buffer.advantages + buffer.values, atol=1e-5)  # recomputed with the shifted values
     assert abs(buffer.values.mean() - np.mean(seen.returns)) < 1e-4
+
+
+def test_kl_penalty_folds_the_kl_to_the_reference_into_the_rewards(tokenizer, executor, in_tmp):
+    import copy
+
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from codegym.agents.sb3 import KLPenalty
+
+    class Rewards(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.rewards = []
+
+        def _on_step(self):
+            self.rewards.append(np.array(self.locals["rewards"], copy=True))
+            return True
+
+    model = PPO(LMPolicy, vec_env(executor, tokenizer, n=2), n_steps=24, batch_size=48, seed=0, device="cpu")
+    same = KLPenalty(0.5)  # the reference is a copy of the policy's LM: the KL is 0
+    _, callback = model._setup_learn(48, callback=[same])
+    callback.on_training_start(locals(), globals())
+    assert model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=24)
+    assert abs(same.mean_kl) < 1e-5
+
+    reference = copy.deepcopy(model.policy.lm)
+    with torch.no_grad():
+        reference.transformer.ln_f.weight.mul_(0.5)  # a flatter reference
+    env_rewards, penalty = Rewards(), KLPenalty(0.5, reference)
+    _, callback = model._setup_learn(48, callback=[env_rewards, penalty])
+    callback.on_training_start(locals(), globals())
+    assert model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=24)
+    buffer = model.rollout_buffer
+    tokens, lengths = aligned({key: torch.as_tensor(value.reshape(48, -1)) for key, value in buffer.observations.items()})  # step-major
+    actions = torch.as_tensor(buffer.actions.reshape(48)).long()
+    with torch.no_grad():  # one observation per pass, independently of the callback's shared passes
+        ref = torch.cat([model.policy._distribution(model.policy.hidden_exact(tokens[i : i + 1], lengths[i : i + 1], lm=reference), lm=reference)
+                         .log_prob(actions[i : i + 1]) for i in range(48)])
+    kl = buffer.log_probs - ref.numpy().reshape(24, 2)
+    assert penalty.mean_kl > 0.01 and penalty.mean_kl == pytest.approx(kl.mean(), abs=1e-5)
+    assert np.allclose(buffer.rewards, np.stack(env_rewards.rewards) - 0.5 * kl, atol=1e-5)
+    assert np.allclose(buffer.returns, buffer.advantages + buffer.values, atol=1e-5)  # recomputed from the penalised rewards
+
+
+def test_value_lr_scale_speeds_up_only_the_value_head(tokenizer, executor, in_tmp):
+    from stable_baselines3 import PPO
+
+    moved = {}
+    for scale in (1.0, 100.0):
+        model = PPO(LMPolicy, vec_env(executor, tokenizer, n=2), n_steps=16, batch_size=32, n_epochs=1, seed=0, device="cpu",
+                    learning_rate=1e-5, policy_kwargs={"value_lr_scale": scale, "value_init": 0.0})
+        head = model.policy.value_net.weight.detach().clone()
+        trunk = model.policy.lm.transformer.h[0].mlp.c_fc.weight.detach().clone()
+        model.learn(32)
+        with torch.no_grad():
+            moved[scale] = (float((model.policy.value_net.weight - head).abs().max()), float((model.policy.lm.transformer.h[0].mlp.c_fc.weight - trunk).abs().max()))
+        assert model.policy.optimizer.param_groups[-1]["lr"] == pytest.approx(1e-5)  # SB3's schedule is left as it was
+    # Adam moves each weight by at most about its learning rate per step: 1e-5 for the trunk in both runs, 1e-3 for the scaled head.
+    assert moved[1.0][0] <= 1.2e-5 and 1.2e-5 < moved[100.0][0] <= 1.2e-3
+    assert moved[1.0][1] <= 1.2e-5 and moved[100.0][1] <= 1.2e-5
+
+
+def test_bench_quarters_skip_the_first_rollout_and_split_steps_by_episodes():
+    from codegym.experiments.benchmarks.bench_agents import quarter_pass_rates
+
+    # The first step (short episodes only) is left out; the 40 episodes after it: 10 per quarter.
+    history = [{"pass_rate": 1.0, "episodes": 7}, {"pass_rate": 0.2, "episodes": 5}, {"pass_rate": 0.6, "episodes": 10},
+               {"pass_rate": 0.5, "episodes": 15}, {"pass_rate": 0.9, "episodes": 10}, {"pass_rate": 0.0, "episodes": 0}]
+    q = quarter_pass_rates(history)
+    assert q["quarter_episodes"] == 10
+    assert q["first_quarter_pass_rate"] == pytest.approx((0.2 * 5 + 0.6 * 5) / 10)  # the third step counts for half its episodes
+    assert q["last_quarter_pass_rate"] == pytest.approx(0.9)
+    assert q["first_quarter_se"] == pytest.approx(np.sqrt(0.4 * 0.6 / 10), abs=1e-4)

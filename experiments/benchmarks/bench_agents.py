@@ -11,7 +11,8 @@ episodes) and the same batch shape (problems × samples per problem) for ``actor
 - ``ratio_vs_ppo_lm``, ``ratio_vs_grpo``: actor_critic's samples/s over theirs;
 - ``ppo_sb3_vs_ppo_lm``: ppo_sb3's samples/s (SB3's PPO with `codegym.agents.sb3.LMPolicy`, the same
   LM) over ppo_lm's (target ≥ 0.5), and ``ppo_sb3_first_quarter_pass_rate`` /
-  ``ppo_sb3_last_quarter_pass_rate``: its training pass rate over the first and last quarter of its episodes.
+  ``ppo_sb3_last_quarter_pass_rate`` (with ``_se``, standard errors): its training pass rate over the first
+  and last quarter of its episodes, in order of completion, its first rollout left out (see `quarter_pass_rates`).
 
 The budget is trained in ``--rounds`` rounds, the agents taking turns within each round, so that load
 from other processes on a shared machine hits every agent alike. Every agent starts from the same LM
@@ -19,6 +20,7 @@ from other processes on a shared machine hits every agent alike. Every agent sta
 ``--agents`` runs a subset (ppo_lm is always kept: the ratios need it). Ends with one JSON line.
 
     python experiments/benchmarks/bench_agents.py [--quick] [--problems simple] [--budget 512] [--agents ppo_lm,ppo_sb3]
+    python experiments/benchmarks/bench_agents.py --quarters runs/ppo_sb3/log.jsonl   # the same quarters for a `codegym train` run
 """
 
 from __future__ import annotations
@@ -49,21 +51,33 @@ def train_round(agent, problems, episodes: int, per_step: int, executor, history
     return time.perf_counter() - start
 
 
-def quarter_pass_rates(history: list[dict]) -> tuple[float, float]:
-    """Training pass rate over the first and the last quarter of the episodes (steps weighted by their episodes)."""
-    episodes = [(m["pass_rate"], m["episodes"]) for m in history if m.get("episodes")]
+def quarter_pass_rates(history: list[dict]) -> dict[str, float]:
+    """Training pass rate over the first and the last quarter of the episodes, in order of completion, with standard errors.
+
+    The steps' episodes are laid end to end (a step straddling a quarter's edge counts in proportion).
+    The first step is left out: with every env starting an episode at once, the episodes that end
+    within the first rollout are the short ones, which pass more often on ``simple``; from the
+    second rollout on, the episodes in progress at a rollout's start and at its end balance, so the
+    episodes that end in a rollout are an unbiased sample of the policy's. The standard error is
+    the binomial one, √(p(1−p)/n).
+    """
+    episodes = [(m["pass_rate"], m["episodes"]) for m in history[1:] if m.get("episodes")]
     total = sum(n for _, n in episodes)
 
-    def rate(lo: float, hi: float) -> float:
-        seen, passed, count = 0, 0.0, 0
+    def rate(lo: float, hi: float) -> tuple[float, float]:
+        seen, passed, count = 0, 0.0, 0.0
         for p, n in episodes:
-            mid = seen + n / 2
-            if lo <= mid < hi:
-                passed, count = passed + p * n, count + n
+            overlap = max(0.0, min(hi, seen + n) - max(lo, seen))
+            passed, count = passed + p * overlap, count + overlap
             seen += n
-        return round(passed / count, 4) if count else float("nan")
+        if not count:
+            return float("nan"), float("nan")
+        mean = passed / count
+        return round(mean, 4), round(math.sqrt(mean * (1 - mean) / count), 4)
 
-    return rate(0, total / 4), rate(3 * total / 4, total + 1)
+    (first, first_se), (last, last_se) = rate(0, total / 4), rate(3 * total / 4, total)
+    return {"first_quarter_pass_rate": first, "first_quarter_se": first_se, "last_quarter_pass_rate": last, "last_quarter_se": last_se,
+            "quarter_episodes": round(total / 4, 1)}
 
 
 def main() -> None:
@@ -83,7 +97,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--agents", default=",".join(AGENTS), help="Comma-separated agents to run (ppo_lm is always included).")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 avoids oversubscribing cores shared with the sandbox workers).")
+    parser.add_argument("--quarters", metavar="LOG", default=None,
+                        help="Print the first- and last-quarter training pass rates of a `codegym train` run's log.jsonl (one JSON line) and exit.")
     args = parser.parse_args()
+    if args.quarters:
+        with open(args.quarters) as f:
+            print(json.dumps(quarter_pass_rates([json.loads(line) for line in f if line.strip()])))
+        return
     defaults = {"budget": (2048, 512), "rounds": (4, 2), "max_new_tokens": (64, 32), "eval_n": (4, 2)}
     for key, (full, quick) in defaults.items():
         if getattr(args, key) is None:
@@ -129,9 +149,11 @@ def main() -> None:
             out["ratio_vs_grpo"] = round(out["actor_critic_samples_per_s"] / out["grpo_samples_per_s"], 3)  # type: ignore[operator]
     if "ppo_sb3" in learners:
         out["ppo_sb3_vs_ppo_lm"] = round(out["ppo_sb3_samples_per_s"] / out["ppo_lm_samples_per_s"], 3)  # type: ignore[operator]
-        first, last = quarter_pass_rates(history["ppo_sb3"])
-        out["ppo_sb3_first_quarter_pass_rate"], out["ppo_sb3_last_quarter_pass_rate"] = first, last
-        print(f"ppo_sb3 / ppo_lm samples/s: {out['ppo_sb3_vs_ppo_lm']:.3f}; ppo_sb3 training pass rate, first quarter {first:.3f}, last quarter {last:.3f}", flush=True)
+        quarters = quarter_pass_rates(history["ppo_sb3"])
+        out.update({f"ppo_sb3_{key}": value for key, value in quarters.items()})
+        print(f"ppo_sb3 / ppo_lm samples/s: {out['ppo_sb3_vs_ppo_lm']:.3f}; ppo_sb3 training pass rate, first quarter "
+              f"{quarters['first_quarter_pass_rate']:.3f} ± {quarters['first_quarter_se']:.3f}, last quarter "
+              f"{quarters['last_quarter_pass_rate']:.3f} ± {quarters['last_quarter_se']:.3f}", flush=True)
     print(json.dumps(out))
 
 
