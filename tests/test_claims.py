@@ -101,6 +101,51 @@ def test_calibration_limits_files(tmp_path):
         write_limits(cals, [ADD], tmp_path / "l.txt", source="s", k=3, t_min=0.5, factor=4.0)
 
 
+
+def test_calibration_defaults_programs_and_progress():
+    from codegym.calibration import FACTOR, T_MIN, calibrate
+
+    class Recording(TimedExecutor):
+        def run_many(self, jobs, progress=False):
+            self.progress = progress
+            return super().run_many(jobs, progress)
+
+    ex = Recording(lambda p, t: 0.15)
+    (add,) = calibrate([ADD], ex)  # k=3, per-test runs, 60 s, T_MIN and FACTOR
+    assert (T_MIN, FACTOR) == (0.5, 4.0) and ex.progress is False
+    assert add.time_limit == pytest.approx(0.6) and add.per_test == pytest.approx((0.15, 0.15)) and add.total == pytest.approx(0.15)
+    assert len(ex.jobs) == 3 * (1 + 2) and all(t == 60.0 for _, _, t in ex.jobs)
+    assert [tests for _, tests, _ in ex.jobs[:3]] == [list(ADD.tests), [ADD.tests[0]], [ADD.tests[1]]]
+    assert all(program.startswith(ADD.reference_program()) for program, _, _ in ex.jobs)  # the reference is what is measured
+    assert [_run_and_test(program) for program, _, _ in ex.jobs[:4]] == [(0, -1), (0, 0), (0, 1), (1, -1)]
+    (slow,) = calibrate([ADD], Recording(lambda p, t: 0.1), per_test=False, progress=True, timeout=5.0)
+    assert slow.time_limit == 0.5  # the floor, T_MIN
+    ex = Recording(lambda p, t: 0.1, passed=lambda program: False)
+    (bad,) = calibrate([ADD], ex, k=1, per_test=False, progress=True, timeout=5.0)
+    assert ex.progress is True and [t for _, _, t in ex.jobs] == [5.0] and (bad.outcome, bad.time_limit) == ("failed", None)
+
+
+def test_machine_and_limits_sidecar(tmp_path):
+    import datetime
+    import os
+    import platform
+
+    from codegym.calibration import Calibration, machine, write_limits
+
+    described = machine()
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), None)
+    assert described == f"{model or platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} usable cores, {platform.system()} {platform.release()}"
+    cals = [Calibration("t/add", 0.1, (), 0.5, "passed")]
+    target = write_limits(cals, [ADD], tmp_path / "new" / "dir" / "l.json", source="s", k=1, t_min=0.5, factor=4.0)
+    assert target == tmp_path / "new" / "dir" / "l.json" and os.listdir(target.parent) == ["l.json"]  # no temporary file left
+    assert (target.stat().st_mode & 0o777) == 0o644  # data for every user
+    text = target.read_text()
+    record = json.loads(text)
+    assert text == json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n"
+    assert record["machine"] == described and record["measured"] == datetime.date.today().isoformat() and record["note"] == ""
+    assert record["rule"] == "time_limit = max(t_min, factor * median seconds of the reference over k runs, whole test list)"
+    assert record["per_test_seconds"] == {} and record["not_passed"] == {}
+
 # -- evaluate_agent: pass@k from known per-problem counts --------------------------------------
 
 
