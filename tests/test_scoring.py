@@ -158,11 +158,14 @@ def test_envs_score_through_the_seam_with_dict_rewards(executor):
     env.reset(seed=0)
     _, reward, terminated, _, info = env.step(BODY)
     assert terminated and reward == 1.0 and info["reward_info"] == {"chars": float(len(BODY))}
-    vec = CodeSynthesisVectorEnv(2, executor=executor, problems=[ADD], split=None, reward=shaped, max_new_tokens=1)
+    vec = CodeSynthesisVectorEnv(2, executor=executor, problems=[ADD], split=None, reward=shaped, max_new_tokens=2)
     vec.reset(seed=0)
     seen.clear()
-    _, rewards, terminated, truncated, infos = vec.step(np.array([5, 6]))
-    assert (terminated | truncated).all() and len(seen) == 2
+    indent, ret, a = vec.envs[0].codec.tokenizer("\n    return a", add_special_tokens=False)["input_ids"]  # the ids go on from the prompt's last line
+    _, _, terminated, truncated, _ = vec.step(np.array([indent, indent]))
+    assert not (terminated | truncated).any() and seen == []
+    _, rewards, terminated, truncated, infos = vec.step(np.array([ret, a]))  # "    return" and "    a": the lengths differ
+    assert (terminated | truncated).all() and seen == ["    return", "    a"]
     assert [float(x) for x in infos["reward_info"]["chars"]] == [float(len(c)) for c in seen]  # each episode's own metrics
     assert [float(r) for r in rewards] == [float(r) for r in infos["pass_ratio"]]  # the dict's "score" is the reward
 
