@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from codegym.execution import ExecResult
@@ -97,8 +99,33 @@ def test_reward_shapes_and_the_wrapper():
 
     assert get_reward(three_with_default) is three_with_default and get_reward(star) is star
     assert get_reward(one_with_default)(None, "", passed) == 3.0  # one required positional: the old shape, wrapped
-    with pytest.raises(TypeError, match="takes \\(problem, completion, result\\) or \\(result\\); .*four.* has 4 required positional parameters"):
+    with pytest.raises(TypeError, match=r"takes \(problem, completion, result\) or \(result\); 'test_reward_shapes_and_the_wrapper.<locals>.four' has 4 "):
         get_reward(four)
+
+    class Scaled:  # a callable object: no __qualname__ of its own
+        def __call__(self, result):
+            return 2.0 * result.pass_ratio
+
+    class Two:
+        def __call__(self, a, b):
+            return 0.0
+
+    scaled = Scaled()
+    assert get_reward(scaled)(None, "", passed) == 2.0 and get_reward(scaled).__name__ == "reward"
+    with pytest.raises(TypeError, match=r"; <.*Two object at 0x\w+> has 2 required positional parameters"):
+        get_reward(Two())
+    with pytest.raises(ValueError, match="the reward Scaled is an unnamed callable"):
+        rewards.name_of(scaled)
+
+    def doubled(fn):  # a decorator that changes the shape: its own signature counts, not the wrapped one's
+        @functools.wraps(fn)
+        def shaped(problem, completion, result):
+            return 2.0 * fn(result)
+
+        return shaped
+
+    twice = doubled(PRESETS["pass_ratio"])
+    assert get_reward(twice) is twice and twice(None, "", passed) == 2.0
     wrapped = get_reward(max)  # a builtin without a signature: the one-argument shape
     assert wrapped is not max and wrapped.__name__ == wrapped.__qualname__ == "max"
     binary = get_reward("binary")

@@ -253,13 +253,16 @@ def test_score_hands_its_settings_to_the_executor_it_is_given(executor, monkeypa
     monkeypatch.setattr(scoring, "default_executor", no_default)
     spy = SpyExecutor(executor)
     fenced = f"```python\n{WHOLE}```"
-    scores = scoring.score([ADD, ADD], [BODY + "<my_end>", fenced], executor=spy, timeout=7.5, special_tokens=["<my_end>"], fail_fast=True)
+    tokened = "    return a<my_end> + b\n"  # a special token inside the code: only its removal leaves a working body
+    scores = scoring.score([ADD, ADD], [tokened, fenced], executor=spy, timeout=7.5, special_tokens=["<my_end>"], fail_fast=True)
     assert spy.calls[-1] == ([ADD.program(BODY), scoring.program(ADD, fenced)], 7.5, True)
     assert [s.result for s in scores] == spy.results[-1] and [s.reward for s in scores] == [1.0, 1.0]
     scoring.score([ADD], [fenced], executor=spy, mode="body", reward="binary", fail_fast=False)
     assert spy.calls[-1] == ([ADD.program(fenced)], None, False)
     scoring.submit([ADD], [BODY], executor=spy, reward="binary").result()  # fail_fast None: the reward decides
     assert spy.calls[-1][1:] == (None, True)
+    assert scoring.submit([ADD], ["    return (\n"], executor=spy).result()[0].reward == -1.0  # paper, the default
+    assert scoring.program(ADD, tokened, special_tokens=["<my_end>"]) == ADD.program(BODY)
     syntax_error = scoring.score([ADD, ADD], ["    return (\n", "    raise ValueError\n"], executor=spy)  # the default reward
     assert [s.reward for s in syntax_error] == [-1.0, -0.6] and spy.calls[-1][2] is False
 
