@@ -306,6 +306,71 @@ def test_grpo_config_checks_and_dapo_preset(fresh_policy):
     assert agents.make("grpo", policy=copy.deepcopy(fresh_policy), preset="dapo", max_new_tokens=8).config.filter_groups  # the preset by name
 
 
+
+def test_grpo_update_epochs_minibatches_and_optimizer_state(fresh_policy):
+    """update_epochs x num_minibatches optimizer steps over the rollout, each on its share of the samples;
+    the logged losses are their mean; a minibatch left empty still steps; the optimizer's state is saved."""
+    from codegym import agents
+    from codegym.agents.rollout import Rollout
+    from codegym.agents.toy import toy_problems
+
+    def make(**settings):
+        return agents.make("grpo", policy=copy.deepcopy(fresh_policy), preset="tiny", max_new_tokens=6, scale_rewards=False, **settings)
+
+    agent = make(update_epochs=2, num_minibatches=2, lr=3e-3)
+    assert agent.optimizer.param_groups[0]["lr"] == 3e-3
+    samples = [s for row in agent.sample([toy_problems(1)[0].prompt], 5, seed=0) for s in row]
+    rollout = Rollout([None] * 5, samples, [None] * 5, [1.0, 0.0, 0.0, 1.0, 0.5], [0, 0, 0, 0, 1])
+    sizes, losses, steps = [], [], []
+    loss_fn, step_fn = agent._loss, agent._optimizer_step
+
+    def spy_loss(mb, advantage, stats):
+        loss = loss_fn(mb, advantage, stats)
+        sizes.append(len(advantage))
+        losses.append(float(loss.detach()))
+        return loss
+
+    agent._loss = spy_loss
+    agent._optimizer_step = lambda optimizer, loss, params, what: (steps.append((optimizer, what)), step_fn(optimizer, loss, params, what))[1]
+    metrics = agent.update(rollout)
+    assert sorted(sizes) == [2, 2, 3, 3] and [w for _, w in steps] == ["grpo loss"] * 4 and all(o is agent.optimizer for o, _ in steps)
+    assert metrics["pg_loss"] == pytest.approx(sum(losses) / 4) and set(metrics) == {"pg_loss", "clipfrac", "entropy", "initial_ratio_error", "advantage_abs"}
+    assert metrics["advantage_abs"] == pytest.approx(0.4)  # |0.5, -0.5, -0.5, 0.5| and a group of one: 0
+    assert metrics["initial_ratio_error"] <= 1e-4  # measured once, before the first step
+    other = make(update_epochs=2, num_minibatches=2, lr=3e-3)
+    other.load_state_dict(agent.state_dict())
+    saved, restored = agent.optimizer.state_dict()["state"], other.optimizer.state_dict()["state"]
+    assert saved and saved.keys() == restored.keys() and all(torch.equal(saved[k]["exp_avg"], restored[k]["exp_avg"]) for k in saved)
+    # one sample, two minibatches: the empty one still takes its (zero-gradient) step
+    single = make(num_minibatches=2)
+    steps.clear()
+    step_fn = single._optimizer_step
+    single._optimizer_step = lambda optimizer, loss, params, what: (steps.append(float(loss.detach())), step_fn(optimizer, loss, params, what))[1]
+    metrics = single.update(Rollout([None], samples[:1], [None], [1.0], [0]))
+    assert len(steps) == 2 and 0.0 in steps and metrics["advantage_abs"] == 0.0
+
+
+@pytest.mark.parametrize("name, expected", [("grpo", [0.6, 0.6, -0.4, -0.2, -0.2]), ("rloo", [0.9, 0.9, -0.6, -0.3, -0.3])])
+def test_multi_turn_advantages_compare_episode_returns(fresh_policy, name, expected):
+    """Multi-turn, each episode's return (its first attempt's) is compared with the other episodes of
+    its group, and every attempt of the episode gets its episode's advantage."""
+    from codegym import agents
+    from codegym.agents.rollout import Rollout
+
+    agent = agents.make(name, policy=copy.deepcopy(fresh_policy), preset="tiny", max_new_tokens=6, scale_rewards=False)
+    rollout = Rollout([None] * 5, [None] * 5, [None] * 5, [1.0, 0.5, 0.0, 0.2, 0.1], [0] * 5, trajectories=[5, 5, 2, 9, 9])
+    assert agent.advantages(rollout).tolist() == pytest.approx(expected)  # episodes 5, 2, 9 return 1.0, 0.0, 0.2
+
+
+def test_grpo_presets():
+    from codegym.agents.config import build_config
+    from codegym.agents.critic_free import GRPOConfig
+
+    tiny = build_config(GRPOConfig, "tiny", {})
+    assert (tiny.samples_per_problem, tiny.lr) == (4, 1e-4)
+    paper = build_config(GRPOConfig, "paper", {})
+    assert (paper.samples_per_problem, paper.temperature, paper.max_new_tokens) == (8, 0.8, 256)
+
 # -- importance_cap and eval_top_p -------------------------------------------------------------
 
 
