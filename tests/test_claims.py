@@ -120,6 +120,8 @@ def test_calibration_defaults_programs_and_progress():
     assert [_run_and_test(program) for program, _, _ in ex.jobs[:4]] == [(0, -1), (0, 0), (0, 1), (1, -1)]
     (slow,) = calibrate([ADD], Recording(lambda p, t: 0.1), per_test=False, progress=True, timeout=5.0)
     assert slow.time_limit == 0.5  # the floor, T_MIN
+    (once,) = calibrate([ADD], Recording(lambda p, t: 0.6), k=1, t_min=0.1, factor=1.0, per_test=False)
+    assert once.time_limit == 0.6  # any positive factor, 1 included
     ex = Recording(lambda p, t: 0.1, passed=lambda program: False)
     (bad,) = calibrate([ADD], ex, k=1, per_test=False, progress=True, timeout=5.0)
     assert ex.progress is True and [t for _, _, t in ex.jobs] == [5.0] and (bad.outcome, bad.time_limit) == ("failed", None)
@@ -145,6 +147,49 @@ def test_machine_and_limits_sidecar(tmp_path):
     assert record["machine"] == described and record["measured"] == datetime.date.today().isoformat() and record["note"] == ""
     assert record["rule"] == "time_limit = max(t_min, factor * median seconds of the reference over k runs, whole test list)"
     assert record["per_test_seconds"] == {} and record["not_passed"] == {}
+    cals = [Calibration("t/add", 0.1234567, (0.1234567,), 0.5, "passed")]
+    record = json.loads(write_limits(cals, [ADD], target, source="s", k=1, t_min=0.5, factor=4.0).read_text())
+    assert record["per_test_seconds"] == {"t/add": [0.12346]} and record["reference_seconds"] == {"t/add": 0.12346}
+
+
+def test_limits_sidecar_is_written_beside_its_target_and_renamed(tmp_path, monkeypatch):
+    """A reader never sees half a sidecar: it is written to a hidden file in the same directory, then renamed."""
+    import os
+
+    from codegym.calibration import Calibration, write_limits
+
+    renamed = []
+    replace_file = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: (renamed.append((str(src), str(dst))), replace_file(src, dst))[1])
+    target = write_limits([Calibration("t/add", 0.1, (), 0.5, "passed")], [ADD], tmp_path / "l.json", source="s", k=1, t_min=0.5, factor=4.0)
+    ((src, dst),) = renamed
+    assert dst == str(target) and os.path.dirname(src) == str(tmp_path) and os.path.basename(src).startswith(".l.json.")
+
+
+@pytest.mark.parametrize(
+    "cpuinfo, expected",
+    [
+        ("processor\t: 0\nmodel name\t: Fancy CPU: v2 @ 3GHz\nflags\t: x\n", "Fancy CPU: v2 @ 3GHz"),  # a colon in the name
+        ("processor\t: 0\nCPU part\t: 0xd0c\n", "aarch64"),  # no model name (ARM): platform's answer
+        (None, "aarch64"),  # no /proc/cpuinfo
+    ],
+)
+def test_machine_names_the_cpu(monkeypatch, cpuinfo, expected):
+    import io
+    import os
+    import platform
+
+    from codegym import calibration
+
+    def fake_open(path, *args, **kwargs):
+        if cpuinfo is None:
+            raise FileNotFoundError(path)
+        return io.StringIO(cpuinfo)
+
+    monkeypatch.setattr(calibration, "open", fake_open, raising=False)
+    monkeypatch.setattr(platform, "processor", lambda: "")
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    assert calibration.machine() == f"{expected}, {len(os.sched_getaffinity(0))} usable cores, {platform.system()} {platform.release()}"
 
 # -- evaluate_agent: pass@k from known per-problem counts --------------------------------------
 
@@ -317,7 +362,7 @@ def test_grpo_update_epochs_minibatches_and_optimizer_state(fresh_policy):
     def make(**settings):
         return agents.make("grpo", policy=copy.deepcopy(fresh_policy), preset="tiny", max_new_tokens=6, scale_rewards=False, **settings)
 
-    agent = make(update_epochs=2, num_minibatches=2, lr=3e-3)
+    agent = make(update_epochs=2, num_minibatches=2, lr=3e-3, kl_coef=0.1)
     assert agent.optimizer.param_groups[0]["lr"] == 3e-3
     samples = [s for row in agent.sample([toy_problems(1)[0].prompt], 5, seed=0) for s in row]
     rollout = Rollout([None] * 5, samples, [None] * 5, [1.0, 0.0, 0.0, 1.0, 0.5], [0, 0, 0, 0, 1])
@@ -334,10 +379,10 @@ def test_grpo_update_epochs_minibatches_and_optimizer_state(fresh_policy):
     agent._optimizer_step = lambda optimizer, loss, params, what: (steps.append((optimizer, what)), step_fn(optimizer, loss, params, what))[1]
     metrics = agent.update(rollout)
     assert sorted(sizes) == [2, 2, 3, 3] and [w for _, w in steps] == ["grpo loss"] * 4 and all(o is agent.optimizer for o, _ in steps)
-    assert metrics["pg_loss"] == pytest.approx(sum(losses) / 4) and set(metrics) == {"pg_loss", "clipfrac", "entropy", "initial_ratio_error", "advantage_abs"}
+    assert metrics["pg_loss"] == pytest.approx(sum(losses) / 4) and set(metrics) == {"pg_loss", "clipfrac", "entropy", "kl", "initial_ratio_error", "advantage_abs"}
     assert metrics["advantage_abs"] == pytest.approx(0.4)  # |0.5, -0.5, -0.5, 0.5| and a group of one: 0
     assert metrics["initial_ratio_error"] <= 1e-4  # measured once, before the first step
-    other = make(update_epochs=2, num_minibatches=2, lr=3e-3)
+    other = make(update_epochs=2, num_minibatches=2, lr=3e-3, kl_coef=0.1)
     other.load_state_dict(agent.state_dict())
     saved, restored = agent.optimizer.state_dict()["state"], other.optimizer.state_dict()["state"]
     assert saved and saved.keys() == restored.keys() and all(torch.equal(saved[k]["exp_avg"], restored[k]["exp_avg"]) for k in saved)
@@ -348,6 +393,8 @@ def test_grpo_update_epochs_minibatches_and_optimizer_state(fresh_policy):
     single._optimizer_step = lambda optimizer, loss, params, what: (steps.append(float(loss.detach())), step_fn(optimizer, loss, params, what))[1]
     metrics = single.update(Rollout([None], samples[:1], [None], [1.0], [0]))
     assert len(steps) == 2 and 0.0 in steps and metrics["advantage_abs"] == 0.0
+    steps.clear()
+    assert single.update(Rollout([], [], [], [], [])) == {} and steps == [0.0, 0.0]  # nothing drawn on this rank: still two steps
 
 
 @pytest.mark.parametrize("name, expected", [("grpo", [0.6, 0.6, -0.4, -0.2, -0.2]), ("rloo", [0.9, 0.9, -0.6, -0.3, -0.3])])
