@@ -242,7 +242,8 @@ def _grpo_batch(agent, n=6):
 
     samples = [s for row in agent.sample([toy_problems(1)[0].prompt], n, seed=0) for s in row]
     # cut to unequal lengths (a prefix keeps its recorded log-probs), which tell the two normalisations apart
-    samples = [replace(s, token_ids=list(s.token_ids[: 2 + 2 * i]), logprobs=list(s.logprobs[: 2 + 2 * i])) for i, s in enumerate(samples)]
+    # (one of a single token: the sequence normalisation divides by each completion's own length)
+    samples = [replace(s, token_ids=list(s.token_ids[: 1 + 2 * i]), logprobs=list(s.logprobs[: 1 + 2 * i])) for i, s in enumerate(samples)]
     lengths = [len(s.token_ids) for s in samples]
     assert len(set(lengths)) > 1, lengths  # unequal lengths tell the two normalisations apart
     return agent.batch(samples), torch.tensor(lengths, dtype=torch.float32)
@@ -284,6 +285,9 @@ def test_clip_low_and_clip_high_bound_the_ratio(fresh_policy, clip_low, clip_hig
         (2.0, -ones, 2.0),  # the pessimistic side is never clipped
         (0.5, ones, -0.5),
         (1.0 + clip_high / 2, ones, -(1.0 + clip_high / 2)),  # inside the range: the ratio itself
+        (2.0, 0 * ones, 0.0),  # Â = 0: nothing to clip, on either side
+        (0.5, 0 * ones, 0.0),
+        (0.5, 0.5 * ones, -0.25),  # a small positive Â below the range: the ratio itself, not clipped
     ]
     for ratio, advantage, expected in cases:
         shifted = replace(batch, behaviour_logprobs=batch.behaviour_logprobs - math.log(ratio) * batch.action_mask)
@@ -309,6 +313,14 @@ def test_grpo_kl_term_is_k3_to_the_reference(fresh_policy):
     stats = _stats()
     loss = agent._loss(batch, zero, stats)  # Â = 0: the loss is β · KL (token mean)
     assert stats["kl"][0] > 1e-4 and float(loss.detach()) == pytest.approx(0.5 * stats["kl"][0], rel=1e-3)
+    # k3 of GRPO's paper, computed here from the two models' log-probs: exp(ref − new) − (ref − new) − 1
+    from codegym.agents.rollout import masked_mean, reference_logprobs, token_view
+
+    with torch.no_grad():
+        new = token_view(agent.model, batch, False, agent.config.temperature).logprobs
+        delta = (reference_logprobs(agent.reference, batch, False, agent.config.temperature) - new) * batch.action_mask
+        expected = masked_mean(delta.exp() - delta - 1, batch.action_mask)
+    assert stats["kl"][0] == pytest.approx(float(expected), rel=1e-4)
 
 
 def test_grpo_advantages_and_update_metrics(fresh_policy, executor, in_tmp):
