@@ -421,6 +421,18 @@ def test_multi_turn_advantages_compare_episode_returns(fresh_policy, name, expec
     assert agent.advantages(rollout).tolist() == pytest.approx(expected)  # episodes 5, 2, 9 return 1.0, 0.0, 0.2
 
 
+def test_grpo_constructor_keeps_a_given_reference_and_defaults_to_the_shipped_policy(fresh_policy):
+    from codegym.agents.config import build_config
+    from codegym.agents.critic_free import GRPO, GRPOConfig
+    from codegym.models.policy import DEFAULT_DIR
+
+    reference = copy.deepcopy(fresh_policy.model)  # a loaded checkpoint's reference: the initial policy, not the trained one
+    agent = GRPO(build_config(GRPOConfig, "tiny", {"kl_coef": 0.1}), copy.deepcopy(fresh_policy), reference)
+    assert agent.reference is reference
+    shipped = GRPO(build_config(GRPOConfig, "tiny", {}))
+    assert shipped.tokenizer.name_or_path == str(DEFAULT_DIR) and shipped.optimizer.param_groups[0]["lr"] == 1e-4
+
+
 def test_grpo_presets():
     from codegym.agents.config import build_config
     from codegym.agents.critic_free import GRPOConfig
