@@ -427,7 +427,7 @@ def test_grpo_constructor_keeps_a_given_reference_and_defaults_to_the_shipped_po
     from codegym.models.policy import DEFAULT_DIR
 
     reference = copy.deepcopy(fresh_policy.model)  # a loaded checkpoint's reference: the initial policy, not the trained one
-    agent = GRPO(build_config(GRPOConfig, "tiny", {"kl_coef": 0.1}), copy.deepcopy(fresh_policy), reference)
+    agent = GRPO(build_config(GRPOConfig, "tiny", {"kl_coef": 0.1, "max_new_tokens": 8}), copy.deepcopy(fresh_policy), reference)
     assert agent.reference is reference
     shipped = GRPO(build_config(GRPOConfig, "tiny", {}))
     assert shipped.tokenizer.name_or_path == str(DEFAULT_DIR) and shipped.optimizer.param_groups[0]["lr"] == 1e-4
