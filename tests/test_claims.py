@@ -227,6 +227,72 @@ def test_evaluate_agent_against_known_counts(executor, in_tmp):
         evaluate_agent(agent, problems, n=4, ks=[5], executor=executor)
 
 
+
+class ScriptedRepairer:
+    """First attempts ``first[problem]`` (one list of n bodies per problem); at turn t, the episodes of a
+    problem still unsolved get ``later[problem][t]`` bodies in order (the rest stay wrong)."""
+
+    def __init__(self, first, later):
+        self.first, self.later, self.calls = first, later, []
+
+    def generate(self, prompts, n=1, temperature=None, seed=None):
+        import re
+
+        self.calls.append((list(prompts), n, temperature, seed))
+        turn = len(self.calls) - 1
+        if turn == 0:
+            return [list(self.first[re.findall(r"def (answer_\d)", p)[-1]]) for p in prompts]
+        rows, used = [], {}
+        for prompt in prompts:
+            name = re.findall(r"def (answer_\d)", prompt)[-1]
+            script = self.later[name].get(turn, [])
+            i = used[name] = used.get(name, -1) + 1
+            rows.append([script[i] if i < len(script) else WRONG])
+        return rows
+
+
+WRONG = "    return 9\n"
+
+
+def test_evaluate_repair_against_a_scripted_repairer(executor, in_tmp):
+    """Self-repair vs resampling from known solve turns: answer_0's episodes solve at turns 1, 2, 2;
+    answer_1's at turn 3 and never (twice)."""
+    from codegym.agents import evaluate_repair
+    from codegym.agents.toy import toy_problems
+    from codegym.envs.repair import render_prompt
+    from codegym.feedback import check, shown_prompt
+
+    problems = toy_problems(2)
+    right = {"answer_0": "    return 0\n", "answer_1": "    return 1\n"}
+    agent = ScriptedRepairer(
+        {"answer_0": [right["answer_0"], WRONG, WRONG], "answer_1": [WRONG] * 3},
+        {"answer_0": {1: [right["answer_0"]] * 2}, "answer_1": {2: [right["answer_1"]]}},
+    )
+    summary = evaluate_repair(agent, problems, n=3, max_turns=3, executor=executor, out=in_tmp / "rep" / "r.jsonl", temperature=0.7, seed=5)
+    assert summary["pass@1_turn_1"] == pytest.approx((1 / 3 + 0) / 2)
+    assert summary["pass@1_turn_2"] == pytest.approx((1 + 0) / 2) and summary["pass@1_turn_3"] == pytest.approx((1 + 1 / 3) / 2)
+    assert summary["repair_rate"] == pytest.approx(3 / 5)  # of the 5 episodes whose first attempt failed, 3 were repaired
+    assert summary["resample@3"] == pytest.approx((1.0 + 0.0) / 2)  # pass@3 from the first attempts: 1 of 3 correct, 0 of 3
+    diff = summary["repair_minus_resample"]
+    assert diff["mean"] == pytest.approx((0.0 + 1 / 3) / 2) and diff["low"] <= diff["mean"] <= diff["high"] and diff["level"] == 0.95
+    assert summary["programs_per_episode"] == pytest.approx((1 + 2 + 2 + 3 + 3 + 3) / 6)
+    assert {k: summary[k] for k in ("n_problems", "n_samples", "max_turns", "feedback", "visible_tests")} == {
+        "n_problems": 2, "n_samples": 3, "max_turns": 3, "feedback": "first_failure", "visible_tests": None}  # fmt: skip
+    # what the agent was asked: n first attempts per problem, then one attempt per unsolved episode
+    (first, n0, t0, s0), (second, n1, t1, s1), (third, n2, t2, s2) = agent.calls
+    assert first == [shown_prompt(p) for p in problems] and (n0, t0, s0) == (3, 0.7, 5)
+    assert (len(second), n1, t1, s1) == (5, 1, 0.7, 5 + 7919) and (len(third), n2, t2, s2) == (3, 1, 0.7, 5 + 2 * 7919)
+    feedback = {p.entry_point: check([p], [WRONG], executor=executor)[0].feedback.text for p in problems}  # the default form
+    assert second == [render_prompt({"prompt": p.prompt, "attempts": (WRONG,), "feedback": (feedback[p.entry_point],)}) for p in (problems[0],) * 2 + (problems[1],) * 3]
+    assert third == [render_prompt({"prompt": problems[1].prompt, "attempts": (WRONG, WRONG), "feedback": (feedback["answer_1"],) * 2})] * 3
+    assert all(WRONG.strip() in prompt for prompt in second + third)  # each later prompt shows the failed attempts
+    records = [json.loads(line) for line in (in_tmp / "rep" / "r.jsonl").read_text().splitlines()]
+    assert [(r["task_id"], r["n"], r["solved_at_turn"]) for r in records] == [("toy/0", 3, [1, 2, 2]), ("toy/1", 3, [3, None, None])]
+    assert records[0]["attempts"] == [[right["answer_0"]], [WRONG, right["answer_0"]], [WRONG, right["answer_0"]]]
+    assert records[1]["attempts"] == [[WRONG, WRONG, right["answer_1"]], [WRONG] * 3, [WRONG] * 3]
+    with pytest.raises(ValueError, match="resample@3 needs n >= max_turns first attempts per problem, got n=2; raise --n"):
+        evaluate_repair(agent, problems, n=2, max_turns=3, executor=executor)
+
 # -- GRPO / RLOO: loss normalisation, clipping, the dapo preset --------------------------------
 
 
