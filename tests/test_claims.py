@@ -293,6 +293,86 @@ def test_evaluate_repair_against_a_scripted_repairer(executor, in_tmp):
     with pytest.raises(ValueError, match="resample@3 needs n >= max_turns first attempts per problem, got n=2; raise --n"):
         evaluate_repair(agent, problems, n=2, max_turns=3, executor=executor)
 
+
+class RecordingExecutor:
+    """Hands every batch to a real executor and keeps what it was given: programs, timeout, options."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, []
+
+    def submit(self, jobs, timeout=None, **options):
+        jobs = list(jobs)
+        self.calls.append(([program for program, _ in jobs], timeout, options))
+        return self.inner.submit(jobs, timeout=timeout, **options)
+
+
+class Bodies:
+    """Writes ``turns[t]`` for every prompt at call t (the last one after that). ``n`` has no default:
+    the caller must say how many it wants."""
+
+    def __init__(self, *turns) -> None:
+        self.turns, self.calls = turns, []
+
+    def generate(self, prompts, n, temperature=None, seed=None):
+        self.calls.append((list(prompts), n, temperature, seed))
+        body = self.turns[min(len(self.calls), len(self.turns)) - 1]
+        return [[body] * n for _ in prompts]
+
+
+def _no_shared_executor(monkeypatch):
+    def refuse():
+        raise AssertionError("the shared executor was used although one was passed")
+
+    from codegym import feedback, scoring
+
+    monkeypatch.setattr(scoring, "default_executor", refuse)
+    monkeypatch.setattr(feedback, "default_executor", refuse)
+
+
+def test_evaluate_agent_hands_its_settings_on(executor, monkeypatch):
+    """The programs run are prompt + completion as written (body mode), under the given timeout, fail-fast,
+    on the given executor; n defaults to 10 and seed to 0."""
+    from codegym.agents import evaluate_agent
+    from codegym.agents.toy import toy_problems
+
+    _no_shared_executor(monkeypatch)
+    spy = RecordingExecutor(executor)
+    problems = toy_problems(1)
+    tail = "    return 0\nassert False\n"  # right, then a top-level line that fails: auto mode would cut it and pass
+    agent = Bodies(tail)
+    summary = evaluate_agent(agent, problems, ks=[1], executor=spy, timeout=4.5)
+    assert agent.calls == [([problems[0].prompt], 10, None, 0)] and summary["n_samples"] == 10 and summary["pass@1"] == 0.0
+    ((programs, timeout, options),) = spy.calls
+    assert programs == [problems[0].program(tail)] * 10 and timeout == 4.5 and options == {"fail_fast": True}
+
+
+def test_evaluate_repair_hands_its_settings_on(executor, monkeypatch):
+    """visible_tests, the feedback form, the timeout, body mode and the executor reach every attempt's check."""
+    from codegym.agents import evaluate_repair
+    from codegym.envs.repair import render_prompt
+    from codegym.feedback import check, shown_prompt
+
+    _no_shared_executor(monkeypatch)
+    add = Problem("t/ex", 'def add(a, b):\n    """Return a + b.\n    >>> add(1, 2)\n    3\n    >>> add(2, 2)\n    4\n\n    Adds.\n    """\n', "add",
+                  ("assert add(1, 2) == 3", "assert add(2, 2) == 4"))  # fmt: skip
+    shown = shown_prompt(add, 1)
+    assert shown != add.prompt  # the second example is hidden
+    wrong, right = "    return a - b\n", "    return a + b\nprint(add(1, 2))\n"  # auto mode would cut the print
+    spy = RecordingExecutor(executor)
+    agent = Bodies(wrong, right)
+    summary = evaluate_repair(agent, [add], n=2, max_turns=2, executor=spy, timeout=6.5, visible_tests=1, feedback="all_failures")
+    text = check([add], [wrong], visible=1, form="all_failures", executor=executor)[0].feedback.text
+    assert agent.calls == [([shown], 2, None, 0), ([render_prompt({"prompt": shown, "attempts": (wrong,), "feedback": (text,)})] * 2, 1, None, 7919)]
+    assert [programs[0] for programs, _, _ in spy.calls] == [add.program(wrong), add.program(right)]
+    assert all(timeout == 6.5 for _, timeout, _ in spy.calls) and len(spy.calls[0][0]) == 4  # two episodes, and the visible test alone
+    assert summary == {**summary, "pass@1_turn_1": 0.0, "pass@1_turn_2": 1.0, "visible_tests": 1, "feedback": "all_failures", "max_turns": 2, "n_samples": 2}
+    assert set(summary) == {"pass@1_turn_1", "pass@1_turn_2", "repair_rate", "resample@2", "repair_minus_resample", "programs_per_episode",
+                            "n_problems", "n_samples", "max_turns", "feedback", "visible_tests"}  # fmt: skip
+    agent = Bodies(wrong)  # one episode of one turn: the first attempt's prompt is the problem's
+    assert evaluate_repair(agent, [add], n=1, max_turns=1, executor=spy)["pass@1_turn_1"] == 0.0 and agent.calls == [([add.prompt], 1, None, 0)]
+    agent = Bodies(right)  # the defaults: 10 episodes, 3 turns, seed 0
+    assert evaluate_repair(agent, [add], executor=spy)["max_turns"] == 3 and agent.calls == [([add.prompt], 10, None, 0)]
+
 # -- GRPO / RLOO: loss normalisation, clipping, the dapo preset --------------------------------
 
 
