@@ -555,14 +555,20 @@ def test_grpo_update_epochs_minibatches_and_optimizer_state(fresh_policy):
     assert single.update(Rollout([], [], [], [], [])) == {} and steps == [0.0, 0.0]  # nothing drawn on this rank: still two steps
 
 
-@pytest.mark.parametrize("name, expected", [("grpo", [0.6, 0.6, -0.4, -0.2, -0.2]), ("rloo", [0.9, 0.9, -0.6, -0.3, -0.3])])
-def test_multi_turn_advantages_compare_episode_returns(fresh_policy, name, expected):
+SCALED = [c / (math.sqrt((0.6**2 + 0.4**2 + 0.2**2) / 2) + 1e-4) for c in (0.6, 0.6, -0.4, -0.2, -0.2)]  # the group's std over episodes
+
+
+@pytest.mark.parametrize(
+    "name, scale, expected",
+    [("grpo", False, [0.6, 0.6, -0.4, -0.2, -0.2]), ("grpo", True, SCALED), ("rloo", False, [0.9, 0.9, -0.6, -0.3, -0.3])],
+)
+def test_multi_turn_advantages_compare_episode_returns(fresh_policy, name, scale, expected):
     """Multi-turn, each episode's return (its first attempt's) is compared with the other episodes of
     its group, and every attempt of the episode gets its episode's advantage."""
     from codegym import agents
     from codegym.agents.rollout import Rollout
 
-    agent = agents.make(name, policy=copy.deepcopy(fresh_policy), preset="tiny", max_new_tokens=6, scale_rewards=False)
+    agent = agents.make(name, policy=copy.deepcopy(fresh_policy), preset="tiny", max_new_tokens=6, scale_rewards=scale)
     rollout = Rollout([None] * 5, [None] * 5, [None] * 5, [1.0, 0.5, 0.0, 0.2, 0.1], [0] * 5, trajectories=[5, 5, 2, 9, 9])
     assert agent.advantages(rollout).tolist() == pytest.approx(expected)  # episodes 5, 2, 9 return 1.0, 0.0, 0.2
 
