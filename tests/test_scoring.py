@@ -320,3 +320,5 @@ def test_program_rules_for_blocks_prompts_and_lines():
     # a body after a prompt that does not end its line is cut by the sampler's rule
     open_line = replace(ADD, prompt=ADD.prompt.rstrip())
     assert scoring.program(open_line, "\n" + BODY + "\ndef helper(") == open_line.program("\n" + BODY.rstrip() + "\n")
+    mid_line = replace(ADD, prompt=ADD.prompt + "    return a ")  # the completion goes on with the prompt's last line
+    assert scoring.program(mid_line, "+ b\n\nprint(1)\n") == mid_line.program("+ b\n")
