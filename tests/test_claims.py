@@ -268,7 +268,7 @@ def test_evaluate_repair_against_a_scripted_repairer(executor, in_tmp):
         {"answer_0": [right["answer_0"], WRONG, WRONG], "answer_1": [WRONG] * 3},
         {"answer_0": {1: [right["answer_0"]] * 2}, "answer_1": {2: [right["answer_1"]]}},
     )
-    summary = evaluate_repair(agent, problems, n=3, max_turns=3, executor=executor, out=in_tmp / "rep" / "r.jsonl", temperature=0.7, seed=5)
+    summary = evaluate_repair(agent, problems, n=3, max_turns=3, executor=executor, out=in_tmp / "rep" / "new" / "r.jsonl", temperature=0.7, seed=5)
     assert summary["pass@1_turn_1"] == pytest.approx((1 / 3 + 0) / 2)
     assert summary["pass@1_turn_2"] == pytest.approx((1 + 0) / 2) and summary["pass@1_turn_3"] == pytest.approx((1 + 1 / 3) / 2)
     assert summary["repair_rate"] == pytest.approx(3 / 5)  # of the 5 episodes whose first attempt failed, 3 were repaired
@@ -286,7 +286,7 @@ def test_evaluate_repair_against_a_scripted_repairer(executor, in_tmp):
     assert second == [render_prompt({"prompt": p.prompt, "attempts": (WRONG,), "feedback": (feedback[p.entry_point],)}) for p in (problems[0],) * 2 + (problems[1],) * 3]
     assert third == [render_prompt({"prompt": problems[1].prompt, "attempts": (WRONG, WRONG), "feedback": (feedback["answer_1"],) * 2})] * 3
     assert all(WRONG.strip() in prompt for prompt in second + third)  # each later prompt shows the failed attempts
-    records = [json.loads(line) for line in (in_tmp / "rep" / "r.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (in_tmp / "rep" / "new" / "r.jsonl").read_text().splitlines()]  # folders made as needed
     assert [(r["task_id"], r["n"], r["solved_at_turn"]) for r in records] == [("toy/0", 3, [1, 2, 2]), ("toy/1", 3, [3, None, None])]
     assert records[0]["attempts"] == [[right["answer_0"]], [WRONG, right["answer_0"]], [WRONG, right["answer_0"]]]
     assert records[1]["attempts"] == [[WRONG, WRONG, right["answer_1"]], [WRONG] * 3, [WRONG] * 3]
