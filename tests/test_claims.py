@@ -360,12 +360,13 @@ def test_evaluate_repair_hands_its_settings_on(executor, monkeypatch):
     wrong, right = "    return a - b\n", "    return a + b\nprint(add(1, 2))\n"  # auto mode would cut the print
     spy = RecordingExecutor(executor)
     agent = Bodies(wrong, right)
-    summary = evaluate_repair(agent, [add], n=2, max_turns=2, executor=spy, timeout=6.5, visible_tests=1, feedback="all_failures")
-    text = check([add], [wrong], visible=1, form="all_failures", executor=executor)[0].feedback.text
+    summary = evaluate_repair(agent, [add], n=2, max_turns=2, executor=spy, timeout=6.5, visible_tests=1, feedback="outcome_only")
+    text = check([add], [wrong], visible=1, form="outcome_only", executor=executor)[0].feedback.text
+    assert text != check([add], [wrong], visible=1, executor=executor)[0].feedback.text  # the form shows in the prompt
     assert agent.calls == [([shown], 2, None, 0), ([render_prompt({"prompt": shown, "attempts": (wrong,), "feedback": (text,)})] * 2, 1, None, 7919)]
     assert [programs[0] for programs, _, _ in spy.calls] == [add.program(wrong), add.program(right)]
     assert all(timeout == 6.5 for _, timeout, _ in spy.calls) and len(spy.calls[0][0]) == 4  # two episodes, and the visible test alone
-    assert summary == {**summary, "pass@1_turn_1": 0.0, "pass@1_turn_2": 1.0, "visible_tests": 1, "feedback": "all_failures", "max_turns": 2, "n_samples": 2}
+    assert summary == {**summary, "pass@1_turn_1": 0.0, "pass@1_turn_2": 1.0, "visible_tests": 1, "feedback": "outcome_only", "max_turns": 2, "n_samples": 2}
     assert set(summary) == {"pass@1_turn_1", "pass@1_turn_2", "repair_rate", "resample@2", "repair_minus_resample", "programs_per_episode",
                             "n_problems", "n_samples", "max_turns", "feedback", "visible_tests"}  # fmt: skip
     agent = Bodies(wrong)  # one episode of one turn: the first attempt's prompt is the problem's
