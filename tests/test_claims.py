@@ -1,6 +1,7 @@
 """README claims checked by hand-computed cases: calibration's median over k runs, pass@k evaluation
-against known per-problem counts, GRPO's loss normalisation and clipping, the dapo preset, the
-importance cap and the evaluation nucleus. Fast (no training), so mutation testing can run them."""
+against known per-problem counts (and self-repair against known solve turns), GRPO's loss
+normalisation and clipping, the dapo preset, the importance cap and the evaluation nucleus. Fast
+(no training), so mutation testing can run them."""
 
 from __future__ import annotations
 
@@ -228,6 +229,9 @@ def test_evaluate_agent_against_known_counts(executor, in_tmp):
 
 
 
+WRONG = "    return 9\n"
+
+
 class ScriptedRepairer:
     """First attempts ``first[problem]`` (one list of n bodies per problem); at turn t, the episodes of a
     problem still unsolved get ``later[problem][t]`` bodies in order (the rest stay wrong)."""
@@ -250,8 +254,6 @@ class ScriptedRepairer:
             rows.append([script[i] if i < len(script) else WRONG])
         return rows
 
-
-WRONG = "    return 9\n"
 
 
 def test_evaluate_repair_against_a_scripted_repairer(executor, in_tmp):
