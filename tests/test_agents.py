@@ -78,8 +78,10 @@ def test_pass_at_k_is_one_minus_a_ratio_of_binomials(args):
 
 def test_pass_at_k_mean_and_errors():
     assert math.isclose(agents.estimate_pass_at_k([5, 5], [2, 0], 1), 0.2)
-    with pytest.raises(ValueError, match="k must be"):
+    with pytest.raises(ValueError, match="k must be between 1 and n=3, got 5; sample at least k completions per problem"):
         agents.pass_at_k(3, 1, 5)
+    with pytest.raises(ValueError, match="need 0 <= c <= n, got n=3, c=4"):
+        agents.pass_at_k(3, 4, 1)
 
 
 # -- replay buffer ----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """README claims checked by hand-computed cases: calibration's median over k runs, pass@k evaluation
-against known per-problem counts, GRPO's loss normalisation and clipping, the dapo preset, the
-importance cap and the evaluation nucleus. Fast (no training), so mutation testing can run them."""
+against known per-problem counts (and self-repair against known solve turns), GRPO's loss
+normalisation and clipping, the dapo preset, the importance cap and the evaluation nucleus. Fast
+(no training), so mutation testing can run them."""
 
 from __future__ import annotations
 
@@ -101,6 +102,96 @@ def test_calibration_limits_files(tmp_path):
         write_limits(cals, [ADD], tmp_path / "l.txt", source="s", k=3, t_min=0.5, factor=4.0)
 
 
+
+def test_calibration_defaults_programs_and_progress():
+    from codegym.calibration import FACTOR, T_MIN, calibrate
+
+    class Recording(TimedExecutor):
+        def run_many(self, jobs, progress=False):
+            self.progress = progress
+            return super().run_many(jobs, progress)
+
+    ex = Recording(lambda p, t: 0.15)
+    (add,) = calibrate([ADD], ex)  # k=3, per-test runs, 60 s, T_MIN and FACTOR
+    assert (T_MIN, FACTOR) == (0.5, 4.0) and ex.progress is False
+    assert add.time_limit == pytest.approx(0.6) and add.per_test == pytest.approx((0.15, 0.15)) and add.total == pytest.approx(0.15)
+    assert len(ex.jobs) == 3 * (1 + 2) and all(t == 60.0 for _, _, t in ex.jobs)
+    assert [tests for _, tests, _ in ex.jobs[:3]] == [list(ADD.tests), [ADD.tests[0]], [ADD.tests[1]]]
+    assert all(program.startswith(ADD.reference_program()) for program, _, _ in ex.jobs)  # the reference is what is measured
+    assert [_run_and_test(program) for program, _, _ in ex.jobs[:4]] == [(0, -1), (0, 0), (0, 1), (1, -1)]
+    (slow,) = calibrate([ADD], Recording(lambda p, t: 0.1), per_test=False, progress=True, timeout=5.0)
+    assert slow.time_limit == 0.5  # the floor, T_MIN
+    (once,) = calibrate([ADD], Recording(lambda p, t: 0.6), k=1, t_min=0.1, factor=1.0, per_test=False)
+    assert once.time_limit == 0.6  # any positive factor, 1 included
+    ex = Recording(lambda p, t: 0.1, passed=lambda program: False)
+    (bad,) = calibrate([ADD], ex, k=1, per_test=False, progress=True, timeout=5.0)
+    assert ex.progress is True and [t for _, _, t in ex.jobs] == [5.0] and (bad.outcome, bad.time_limit) == ("failed", None)
+
+
+def test_machine_and_limits_sidecar(tmp_path):
+    import datetime
+    import os
+    import platform
+
+    from codegym.calibration import Calibration, machine, write_limits
+
+    described = machine()
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), None)
+    assert described == f"{model or platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} usable cores, {platform.system()} {platform.release()}"
+    cals = [Calibration("t/add", 0.1, (), 0.5, "passed")]
+    target = write_limits(cals, [ADD], tmp_path / "new" / "dir" / "l.json", source="s", k=1, t_min=0.5, factor=4.0)
+    assert target == tmp_path / "new" / "dir" / "l.json" and os.listdir(target.parent) == ["l.json"]  # no temporary file left
+    assert (target.stat().st_mode & 0o777) == 0o644  # data for every user
+    text = target.read_text()
+    record = json.loads(text)
+    assert text == json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n"
+    assert record["machine"] == described and record["measured"] == datetime.date.today().isoformat() and record["note"] == ""
+    assert record["rule"] == "time_limit = max(t_min, factor * median seconds of the reference over k runs, whole test list)"
+    assert record["per_test_seconds"] == {} and record["not_passed"] == {}
+    cals = [Calibration("t/add", 0.1234567, (0.1234567,), 0.5, "passed")]
+    record = json.loads(write_limits(cals, [ADD], target, source="s", k=1, t_min=0.5, factor=4.0).read_text())
+    assert record["per_test_seconds"] == {"t/add": [0.12346]} and record["reference_seconds"] == {"t/add": 0.12346}
+
+
+def test_limits_sidecar_is_written_beside_its_target_and_renamed(tmp_path, monkeypatch):
+    """A reader never sees half a sidecar: it is written to a hidden file in the same directory, then renamed."""
+    import os
+
+    from codegym.calibration import Calibration, write_limits
+
+    renamed = []
+    replace_file = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: (renamed.append((str(src), str(dst))), replace_file(src, dst))[1])
+    target = write_limits([Calibration("t/add", 0.1, (), 0.5, "passed")], [ADD], tmp_path / "l.json", source="s", k=1, t_min=0.5, factor=4.0)
+    ((src, dst),) = renamed
+    assert dst == str(target) and os.path.dirname(src) == str(tmp_path) and os.path.basename(src).startswith(".l.json.")
+
+
+@pytest.mark.parametrize(
+    "cpuinfo, expected",
+    [
+        ("processor\t: 0\nmodel name\t: Fancy CPU: v2 @ 3GHz\nflags\t: x\n", "Fancy CPU: v2 @ 3GHz"),  # a colon in the name
+        ("processor\t: 0\nCPU part\t: 0xd0c\n", "aarch64"),  # no model name (ARM): platform's answer
+        (None, "aarch64"),  # no /proc/cpuinfo
+    ],
+)
+def test_machine_names_the_cpu(monkeypatch, cpuinfo, expected):
+    import io
+    import os
+    import platform
+
+    from codegym import calibration
+
+    def fake_open(path, *args, **kwargs):
+        if cpuinfo is None:
+            raise FileNotFoundError(path)
+        return io.StringIO(cpuinfo)
+
+    monkeypatch.setattr(calibration, "open", fake_open, raising=False)
+    monkeypatch.setattr(platform, "processor", lambda: "")
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    assert calibration.machine() == f"{expected}, {len(os.sched_getaffinity(0))} usable cores, {platform.system()} {platform.release()}"
+
 # -- evaluate_agent: pass@k from known per-problem counts --------------------------------------
 
 
@@ -137,6 +228,154 @@ def test_evaluate_agent_against_known_counts(executor, in_tmp):
         evaluate_agent(agent, problems, n=4, ks=[5], executor=executor)
 
 
+
+WRONG = "    return 9\n"
+
+
+class ScriptedRepairer:
+    """First attempts ``first[problem]`` (one list of n bodies per problem); at turn t, the episodes of a
+    problem still unsolved get ``later[problem][t]`` bodies in order (the rest stay wrong)."""
+
+    def __init__(self, first, later):
+        self.first, self.later, self.calls = first, later, []
+
+    def generate(self, prompts, n=1, temperature=None, seed=None):
+        import re
+
+        self.calls.append((list(prompts), n, temperature, seed))
+        turn = len(self.calls) - 1
+        if turn == 0:
+            return [list(self.first[re.findall(r"def (answer_\d)", p)[-1]]) for p in prompts]
+        rows, used = [], {}
+        for prompt in prompts:
+            name = re.findall(r"def (answer_\d)", prompt)[-1]
+            script = self.later[name].get(turn, [])
+            i = used[name] = used.get(name, -1) + 1
+            rows.append([script[i] if i < len(script) else WRONG])
+        return rows
+
+
+
+def test_evaluate_repair_against_a_scripted_repairer(executor, in_tmp):
+    """Self-repair vs resampling from known solve turns: answer_0's episodes solve at turns 1, 2, 2;
+    answer_1's at turn 3 and never (twice)."""
+    from codegym.agents import evaluate_repair
+    from codegym.agents.toy import toy_problems
+    from codegym.envs.repair import render_prompt
+    from codegym.feedback import check, shown_prompt
+
+    problems = toy_problems(2)
+    right = {"answer_0": "    return 0\n", "answer_1": "    return 1\n"}
+    agent = ScriptedRepairer(
+        {"answer_0": [right["answer_0"], WRONG, WRONG], "answer_1": [WRONG] * 3},
+        {"answer_0": {1: [right["answer_0"]] * 2}, "answer_1": {2: [right["answer_1"]]}},
+    )
+    summary = evaluate_repair(agent, problems, n=3, max_turns=3, executor=executor, out=in_tmp / "rep" / "new" / "r.jsonl", temperature=0.7, seed=5)
+    assert summary["pass@1_turn_1"] == pytest.approx((1 / 3 + 0) / 2)
+    assert summary["pass@1_turn_2"] == pytest.approx((1 + 0) / 2) and summary["pass@1_turn_3"] == pytest.approx((1 + 1 / 3) / 2)
+    assert summary["repair_rate"] == pytest.approx(3 / 5)  # of the 5 episodes whose first attempt failed, 3 were repaired
+    assert summary["resample@3"] == pytest.approx((1.0 + 0.0) / 2)  # pass@3 from the first attempts: 1 of 3 correct, 0 of 3
+    diff = summary["repair_minus_resample"]
+    assert diff["mean"] == pytest.approx((0.0 + 1 / 3) / 2) and diff["low"] <= diff["mean"] <= diff["high"] and diff["level"] == 0.95
+    assert summary["programs_per_episode"] == pytest.approx((1 + 2 + 2 + 3 + 3 + 3) / 6)
+    assert {k: summary[k] for k in ("n_problems", "n_samples", "max_turns", "feedback", "visible_tests")} == {
+        "n_problems": 2, "n_samples": 3, "max_turns": 3, "feedback": "first_failure", "visible_tests": None}  # fmt: skip
+    # what the agent was asked: n first attempts per problem, then one attempt per unsolved episode
+    (first, n0, t0, s0), (second, n1, t1, s1), (third, n2, t2, s2) = agent.calls
+    assert first == [shown_prompt(p) for p in problems] and (n0, t0, s0) == (3, 0.7, 5)
+    assert (len(second), n1, t1, s1) == (5, 1, 0.7, 5 + 7919) and (len(third), n2, t2, s2) == (3, 1, 0.7, 5 + 2 * 7919)
+    feedback = {p.entry_point: check([p], [WRONG], executor=executor)[0].feedback.text for p in problems}  # the default form
+    assert second == [render_prompt({"prompt": p.prompt, "attempts": (WRONG,), "feedback": (feedback[p.entry_point],)}) for p in (problems[0],) * 2 + (problems[1],) * 3]
+    assert third == [render_prompt({"prompt": problems[1].prompt, "attempts": (WRONG, WRONG), "feedback": (feedback["answer_1"],) * 2})] * 3
+    assert all(WRONG.strip() in prompt for prompt in second + third)  # each later prompt shows the failed attempts
+    records = [json.loads(line) for line in (in_tmp / "rep" / "new" / "r.jsonl").read_text().splitlines()]  # folders made as needed
+    assert [(r["task_id"], r["n"], r["solved_at_turn"]) for r in records] == [("toy/0", 3, [1, 2, 2]), ("toy/1", 3, [3, None, None])]
+    assert records[0]["attempts"] == [[right["answer_0"]], [WRONG, right["answer_0"]], [WRONG, right["answer_0"]]]
+    assert records[1]["attempts"] == [[WRONG, WRONG, right["answer_1"]], [WRONG] * 3, [WRONG] * 3]
+    with pytest.raises(ValueError, match="resample@3 needs n >= max_turns first attempts per problem, got n=2; raise --n"):
+        evaluate_repair(agent, problems, n=2, max_turns=3, executor=executor)
+
+
+class RecordingExecutor:
+    """Hands every batch to a real executor and keeps what it was given: programs, timeout, options."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, []
+
+    def submit(self, jobs, timeout=None, **options):
+        jobs = list(jobs)
+        self.calls.append(([program for program, _ in jobs], timeout, options))
+        return self.inner.submit(jobs, timeout=timeout, **options)
+
+
+class Bodies:
+    """Writes ``turns[t]`` for every prompt at call t (the last one after that). ``n`` has no default:
+    the caller must say how many it wants."""
+
+    def __init__(self, *turns) -> None:
+        self.turns, self.calls = turns, []
+
+    def generate(self, prompts, n, temperature=None, seed=None):
+        self.calls.append((list(prompts), n, temperature, seed))
+        body = self.turns[min(len(self.calls), len(self.turns)) - 1]
+        return [[body] * n for _ in prompts]
+
+
+def _no_shared_executor(monkeypatch):
+    def refuse():
+        raise AssertionError("the shared executor was used although one was passed")
+
+    from codegym import feedback, scoring
+
+    monkeypatch.setattr(scoring, "default_executor", refuse)
+    monkeypatch.setattr(feedback, "default_executor", refuse)
+
+
+def test_evaluate_agent_hands_its_settings_on(executor, monkeypatch):
+    """The programs run are prompt + completion as written (body mode), under the given timeout, fail-fast,
+    on the given executor; n defaults to 10 and seed to 0."""
+    from codegym.agents import evaluate_agent
+    from codegym.agents.toy import toy_problems
+
+    _no_shared_executor(monkeypatch)
+    spy = RecordingExecutor(executor)
+    problems = toy_problems(1)
+    tail = "    return 0\nassert False\n"  # right, then a top-level line that fails: auto mode would cut it and pass
+    agent = Bodies(tail)
+    summary = evaluate_agent(agent, problems, ks=[1], executor=spy, timeout=4.5)
+    assert agent.calls == [([problems[0].prompt], 10, None, 0)] and summary["n_samples"] == 10 and summary["pass@1"] == 0.0
+    ((programs, timeout, options),) = spy.calls
+    assert programs == [problems[0].program(tail)] * 10 and timeout == 4.5 and options == {"fail_fast": True}
+
+
+def test_evaluate_repair_hands_its_settings_on(executor, monkeypatch):
+    """visible_tests, the feedback form, the timeout, body mode and the executor reach every attempt's check."""
+    from codegym.agents import evaluate_repair
+    from codegym.envs.repair import render_prompt
+    from codegym.feedback import check, shown_prompt
+
+    _no_shared_executor(monkeypatch)
+    add = Problem("t/ex", 'def add(a, b):\n    """Return a + b.\n    >>> add(1, 2)\n    3\n    >>> add(2, 2)\n    4\n\n    Adds.\n    """\n', "add",
+                  ("assert add(1, 2) == 3", "assert add(2, 2) == 4"))  # fmt: skip
+    shown = shown_prompt(add, 1)
+    assert shown != add.prompt  # the second example is hidden
+    wrong, right = "    return a - b\n", "    return a + b\nprint(add(1, 2))\n"  # auto mode would cut the print
+    spy = RecordingExecutor(executor)
+    agent = Bodies(wrong, right)
+    summary = evaluate_repair(agent, [add], n=2, max_turns=2, executor=spy, timeout=6.5, visible_tests=1, feedback="outcome_only")
+    text = check([add], [wrong], visible=1, form="outcome_only", executor=executor)[0].feedback.text
+    assert text != check([add], [wrong], visible=1, executor=executor)[0].feedback.text  # the form shows in the prompt
+    assert agent.calls == [([shown], 2, None, 0), ([render_prompt({"prompt": shown, "attempts": (wrong,), "feedback": (text,)})] * 2, 1, None, 7919)]
+    assert [programs[0] for programs, _, _ in spy.calls] == [add.program(wrong), add.program(right)]
+    assert all(timeout == 6.5 for _, timeout, _ in spy.calls) and len(spy.calls[0][0]) == 4  # two episodes, and the visible test alone
+    assert summary == {**summary, "pass@1_turn_1": 0.0, "pass@1_turn_2": 1.0, "visible_tests": 1, "feedback": "outcome_only", "max_turns": 2, "n_samples": 2}
+    assert set(summary) == {"pass@1_turn_1", "pass@1_turn_2", "repair_rate", "resample@2", "repair_minus_resample", "programs_per_episode",
+                            "n_problems", "n_samples", "max_turns", "feedback", "visible_tests"}  # fmt: skip
+    agent = Bodies(wrong)  # one episode of one turn: the first attempt's prompt is the problem's
+    assert evaluate_repair(agent, [add], n=1, max_turns=1, executor=spy)["pass@1_turn_1"] == 0.0 and agent.calls == [([add.prompt], 1, None, 0)]
+    agent = Bodies(right)  # the defaults: 10 episodes, 3 turns, seed 0
+    assert evaluate_repair(agent, [add], executor=spy)["max_turns"] == 3 and agent.calls == [([add.prompt], 10, None, 0)]
+
 # -- GRPO / RLOO: loss normalisation, clipping, the dapo preset --------------------------------
 
 
@@ -152,7 +391,8 @@ def _grpo_batch(agent, n=6):
 
     samples = [s for row in agent.sample([toy_problems(1)[0].prompt], n, seed=0) for s in row]
     # cut to unequal lengths (a prefix keeps its recorded log-probs), which tell the two normalisations apart
-    samples = [replace(s, token_ids=list(s.token_ids[: 2 + 2 * i]), logprobs=list(s.logprobs[: 2 + 2 * i])) for i, s in enumerate(samples)]
+    # (one of a single token: the sequence normalisation divides by each completion's own length)
+    samples = [replace(s, token_ids=list(s.token_ids[: 1 + 2 * i]), logprobs=list(s.logprobs[: 1 + 2 * i])) for i, s in enumerate(samples)]
     lengths = [len(s.token_ids) for s in samples]
     assert len(set(lengths)) > 1, lengths  # unequal lengths tell the two normalisations apart
     return agent.batch(samples), torch.tensor(lengths, dtype=torch.float32)
@@ -194,6 +434,9 @@ def test_clip_low_and_clip_high_bound_the_ratio(fresh_policy, clip_low, clip_hig
         (2.0, -ones, 2.0),  # the pessimistic side is never clipped
         (0.5, ones, -0.5),
         (1.0 + clip_high / 2, ones, -(1.0 + clip_high / 2)),  # inside the range: the ratio itself
+        (2.0, 0 * ones, 0.0),  # Â = 0: nothing to clip, on either side
+        (0.5, 0 * ones, 0.0),
+        (0.5, 0.5 * ones, -0.25),  # a small positive Â below the range: the ratio itself, not clipped
     ]
     for ratio, advantage, expected in cases:
         shifted = replace(batch, behaviour_logprobs=batch.behaviour_logprobs - math.log(ratio) * batch.action_mask)
@@ -219,6 +462,14 @@ def test_grpo_kl_term_is_k3_to_the_reference(fresh_policy):
     stats = _stats()
     loss = agent._loss(batch, zero, stats)  # Â = 0: the loss is β · KL (token mean)
     assert stats["kl"][0] > 1e-4 and float(loss.detach()) == pytest.approx(0.5 * stats["kl"][0], rel=1e-3)
+    # k3 of GRPO's paper, computed here from the two models' log-probs: exp(ref − new) − (ref − new) − 1
+    from codegym.agents.rollout import masked_mean, reference_logprobs, token_view
+
+    with torch.no_grad():
+        new = token_view(agent.model, batch, False, agent.config.temperature).logprobs
+        delta = (reference_logprobs(agent.reference, batch, False, agent.config.temperature) - new) * batch.action_mask
+        expected = masked_mean(delta.exp() - delta - 1, batch.action_mask)
+    assert stats["kl"][0] == pytest.approx(float(expected), rel=1e-4)
 
 
 def test_grpo_advantages_and_update_metrics(fresh_policy, executor, in_tmp):
@@ -260,6 +511,91 @@ def test_grpo_config_checks_and_dapo_preset(fresh_policy):
     build_config(GRPOConfig, "default", {"samples_per_problem": 2})  # the smallest group
     assert agents.make("grpo", policy=copy.deepcopy(fresh_policy), preset="dapo", max_new_tokens=8).config.filter_groups  # the preset by name
 
+
+
+def test_grpo_update_epochs_minibatches_and_optimizer_state(fresh_policy):
+    """update_epochs x num_minibatches optimizer steps over the rollout, each on its share of the samples;
+    the logged losses are their mean; a minibatch left empty still steps; the optimizer's state is saved."""
+    from codegym import agents
+    from codegym.agents.rollout import Rollout
+    from codegym.agents.toy import toy_problems
+
+    def make(**settings):
+        return agents.make("grpo", policy=copy.deepcopy(fresh_policy), preset="tiny", max_new_tokens=6, scale_rewards=False, **settings)
+
+    agent = make(update_epochs=2, num_minibatches=2, lr=3e-3, kl_coef=0.1)
+    assert agent.optimizer.param_groups[0]["lr"] == 3e-3
+    samples = [s for row in agent.sample([toy_problems(1)[0].prompt], 5, seed=0) for s in row]
+    rollout = Rollout([None] * 5, samples, [None] * 5, [1.0, 0.0, 0.0, 1.0, 0.5], [0, 0, 0, 0, 1])
+    sizes, losses, steps = [], [], []
+    loss_fn, step_fn = agent._loss, agent._optimizer_step
+
+    def spy_loss(mb, advantage, stats):
+        loss = loss_fn(mb, advantage, stats)
+        sizes.append(len(advantage))
+        losses.append(float(loss.detach()))
+        return loss
+
+    agent._loss = spy_loss
+    agent._optimizer_step = lambda optimizer, loss, params, what: (steps.append((optimizer, what)), step_fn(optimizer, loss, params, what))[1]
+    metrics = agent.update(rollout)
+    assert sorted(sizes) == [2, 2, 3, 3] and [w for _, w in steps] == ["grpo loss"] * 4 and all(o is agent.optimizer for o, _ in steps)
+    assert metrics["pg_loss"] == pytest.approx(sum(losses) / 4) and set(metrics) == {"pg_loss", "clipfrac", "entropy", "kl", "initial_ratio_error", "advantage_abs"}
+    assert metrics["advantage_abs"] == pytest.approx(0.4)  # |0.5, -0.5, -0.5, 0.5| and a group of one: 0
+    assert metrics["initial_ratio_error"] <= 1e-4  # measured once, before the first step
+    other = make(update_epochs=2, num_minibatches=2, lr=3e-3, kl_coef=0.1)
+    other.load_state_dict(agent.state_dict())
+    saved, restored = agent.optimizer.state_dict()["state"], other.optimizer.state_dict()["state"]
+    assert saved and saved.keys() == restored.keys() and all(torch.equal(saved[k]["exp_avg"], restored[k]["exp_avg"]) for k in saved)
+    # one sample, two minibatches: the empty one still takes its (zero-gradient) step
+    single = make(num_minibatches=2)
+    steps.clear()
+    step_fn = single._optimizer_step
+    single._optimizer_step = lambda optimizer, loss, params, what: (steps.append(float(loss.detach())), step_fn(optimizer, loss, params, what))[1]
+    metrics = single.update(Rollout([None], samples[:1], [None], [1.0], [0]))
+    assert len(steps) == 2 and 0.0 in steps and metrics["advantage_abs"] == 0.0
+    steps.clear()
+    assert single.update(Rollout([], [], [], [], [])) == {} and steps == [0.0, 0.0]  # nothing drawn on this rank: still two steps
+
+
+SCALED = [c / (math.sqrt((0.6**2 + 0.4**2 + 0.2**2) / 2) + 1e-4) for c in (0.6, 0.6, -0.4, -0.2, -0.2)]  # the group's std over episodes
+
+
+@pytest.mark.parametrize(
+    "name, scale, expected",
+    [("grpo", False, [0.6, 0.6, -0.4, -0.2, -0.2]), ("grpo", True, SCALED), ("rloo", False, [0.9, 0.9, -0.6, -0.3, -0.3])],
+)
+def test_multi_turn_advantages_compare_episode_returns(fresh_policy, name, scale, expected):
+    """Multi-turn, each episode's return (its first attempt's) is compared with the other episodes of
+    its group, and every attempt of the episode gets its episode's advantage."""
+    from codegym import agents
+    from codegym.agents.rollout import Rollout
+
+    agent = agents.make(name, policy=copy.deepcopy(fresh_policy), preset="tiny", max_new_tokens=6, scale_rewards=scale)
+    rollout = Rollout([None] * 5, [None] * 5, [None] * 5, [1.0, 0.5, 0.0, 0.2, 0.1], [0] * 5, trajectories=[5, 5, 2, 9, 9])
+    assert agent.advantages(rollout).tolist() == pytest.approx(expected)  # episodes 5, 2, 9 return 1.0, 0.0, 0.2
+
+
+def test_grpo_constructor_keeps_a_given_reference_and_defaults_to_the_shipped_policy(fresh_policy):
+    from codegym.agents.config import build_config
+    from codegym.agents.critic_free import GRPO, GRPOConfig
+    from codegym.models.policy import DEFAULT_DIR
+
+    reference = copy.deepcopy(fresh_policy.model)  # a loaded checkpoint's reference: the initial policy, not the trained one
+    agent = GRPO(build_config(GRPOConfig, "tiny", {"kl_coef": 0.1, "max_new_tokens": 8}), copy.deepcopy(fresh_policy), reference)
+    assert agent.reference is reference
+    shipped = GRPO(build_config(GRPOConfig, "tiny", {}))
+    assert shipped.tokenizer.name_or_path == str(DEFAULT_DIR) and shipped.optimizer.param_groups[0]["lr"] == 1e-4
+
+
+def test_grpo_presets():
+    from codegym.agents.config import build_config
+    from codegym.agents.critic_free import GRPOConfig
+
+    tiny = build_config(GRPOConfig, "tiny", {})
+    assert (tiny.samples_per_problem, tiny.lr) == (4, 1e-4)
+    paper = build_config(GRPOConfig, "paper", {})
+    assert (paper.samples_per_problem, paper.temperature, paper.max_new_tokens) == (8, 0.8, 256)
 
 # -- importance_cap and eval_top_p -------------------------------------------------------------
 

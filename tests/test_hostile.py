@@ -46,7 +46,9 @@ ATTACKS: dict[str, str] = {
         while True:
             threading.Thread(target=time.sleep, args=(100,), daemon=True).start()
     """,
-    "memory_bomb_at_once": CORRECT + "x = bytearray(2 * 1024 ** 3)\n",  # over RLIMIT_AS (1 GiB), within this machine
+    # over RLIMIT_AS (1 GiB), within this machine; bytes(n) is calloc'd, so without the limit it succeeds at
+    # once (no 2 GiB to zero that a loaded machine could turn into a timeout, which would hide the limit)
+    "memory_bomb_at_once": CORRECT + "x = bytes(2 * 1024 ** 3)\n",
     "memory_bomb_growing": """
         chunks = []
         while True:

@@ -63,9 +63,14 @@ def test_grpo_trainer_trains_with_sandbox_rewards(mbpp_train, executor, tmp_path
     reward = codegym_trl.reward_function("paper", executor)
     calls: list[tuple[list[str], list[float]]] = []
 
+    references = {p.task_id: p.reference for p in mbpp_train}
+
     def spy(prompts, completions, **columns):
-        out = reward(prompts, completions, **columns)
-        calls.append((list(completions), out, {k: columns[k] for k in ("task_id", "entry_point", "tests", "test_setup")}))
+        # the first completion of each call is replaced by its problem's reference, so that the pass
+        # rate codegym logs through TRL's log_metric is not 0 whatever it counts
+        scored = [references[columns["task_id"][0]], *completions[1:]]
+        out = reward(prompts, scored, **columns)
+        calls.append((scored, out, {k: columns[k] for k in ("task_id", "entry_point", "tests", "test_setup")}))
         return out
 
     spy.__name__ = "codegym_paper"
@@ -79,15 +84,20 @@ def test_grpo_trainer_trains_with_sandbox_rewards(mbpp_train, executor, tmp_path
     data = codegym_trl.dataset(mbpp_train).map(lambda row: {"prompt": row["prompt"].rstrip()})
     trainer = GRPOTrainer(model=policy.model, reward_funcs=spy, args=args, train_dataset=data, processing_class=policy.tokenizer)
     trainer.train()
-    assert trainer.state.global_step == 2 and len(calls) >= 2
+    assert trainer.state.global_step == 2 and len(calls) == 2  # one generation (one reward call) per step
     logged = [h for h in trainer.state.log_history if "rewards/codegym_paper/mean" in h]
     assert len(logged) == 2
+    # codegym/pass_rate (README) is in the trainer's log: the fraction of each step's completions that
+    # passed every test, which under "paper" are those paid 1.0
+    for entry, (_, rewards, _) in zip(logged, calls):
+        passed = sum(r == 1.0 for r in rewards) / len(rewards)
+        assert passed > 0 and entry["codegym/pass_rate"] == pytest.approx(passed)
     # what was logged is what the sandbox says about those exact completions
     completions, rewards, columns = calls[0]
     by_id = {p.task_id: p for p in mbpp_train}
     problems = [by_id[t] for t in columns["task_id"]]
     problems = [problem_sources.Problem(p.task_id, p.prompt.rstrip(), p.entry_point, p.tests, test_setup=p.test_setup) for p in problems]
-    assert any(c.strip() for c in completions)  # the policy wrote something
+    assert any(c.strip() for c in completions[1:])  # the policy wrote something
     again = scoring.score(problems, completions, reward="paper", executor=executor)
     assert rewards == [s.reward for s in again]
     assert logged[0]["rewards/codegym_paper/mean"] == pytest.approx(sum(rewards) / len(rewards), abs=1e-4)

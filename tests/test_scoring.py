@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 
@@ -157,11 +158,14 @@ def test_envs_score_through_the_seam_with_dict_rewards(executor):
     env.reset(seed=0)
     _, reward, terminated, _, info = env.step(BODY)
     assert terminated and reward == 1.0 and info["reward_info"] == {"chars": float(len(BODY))}
-    vec = CodeSynthesisVectorEnv(2, executor=executor, problems=[ADD], split=None, reward=shaped, max_new_tokens=1)
+    vec = CodeSynthesisVectorEnv(2, executor=executor, problems=[ADD], split=None, reward=shaped, max_new_tokens=2)
     vec.reset(seed=0)
     seen.clear()
-    _, rewards, terminated, truncated, infos = vec.step(np.array([5, 6]))
-    assert (terminated | truncated).all() and len(seen) == 2
+    indent, ret, a = vec.envs[0].codec.tokenizer("\n    return a", add_special_tokens=False)["input_ids"]  # the ids go on from the prompt's last line
+    _, _, terminated, truncated, _ = vec.step(np.array([indent, indent]))
+    assert not (terminated | truncated).any() and seen == []
+    _, rewards, terminated, truncated, infos = vec.step(np.array([ret, a]))  # "    return" and "    a": the lengths differ
+    assert (terminated | truncated).all() and seen == ["    return", "    a"]
     assert [float(x) for x in infos["reward_info"]["chars"]] == [float(len(c)) for c in seen]  # each episode's own metrics
     assert [float(r) for r in rewards] == [float(r) for r in infos["pass_ratio"]]  # the dict's "score" is the reward
 
@@ -223,3 +227,98 @@ def test_fail_fast_follows_the_reward_whatever_its_form(executor):
         assert not rewards.all_or_nothing(reward)
         result = scoring.score([ADD], [first_fails], reward=reward, executor=executor)[0].result
         assert result.test_status == ("failed", "passed")
+
+
+class SpyExecutor:
+    """An executor that records what `scoring.submit` hands it (programs, timeout, fail_fast) and runs it on a real one."""
+
+    def __init__(self, inner: Executor) -> None:
+        self.inner, self.calls, self.results = inner, [], []
+
+    def submit(self, jobs, timeout=None, *, fail_fast=False):
+        jobs = list(jobs)
+        self.calls.append(([program for program, _ in jobs], timeout, fail_fast))
+        future = self.inner.submit(jobs, timeout=timeout, fail_fast=fail_fast)
+        future.add_done_callback(lambda done: self.results.append(done.result()))
+        return future
+
+
+def test_score_hands_its_settings_to_the_executor_it_is_given(executor, monkeypatch):
+    """``executor``, ``timeout``, ``mode``, ``special_tokens`` and ``fail_fast`` reach the sandbox run as given;
+    the shared executor is never touched when one is passed; ``paper`` is the default reward."""
+
+    def no_default():
+        raise AssertionError("the shared executor was used although one was passed")
+
+    monkeypatch.setattr(scoring, "default_executor", no_default)
+    spy = SpyExecutor(executor)
+    fenced = f"```python\n{WHOLE}```"
+    tokened = "    return a<my_end> + b\n"  # a special token inside the code: only its removal leaves a working body
+    scores = scoring.score([ADD, ADD], [tokened, fenced], executor=spy, timeout=7.5, special_tokens=["<my_end>"], fail_fast=True)
+    assert spy.calls[-1] == ([ADD.program(BODY), scoring.program(ADD, fenced)], 7.5, True)
+    assert [s.result for s in scores] == spy.results[-1] and [s.reward for s in scores] == [1.0, 1.0]
+    scoring.score([ADD], [fenced], executor=spy, mode="body", reward="binary", fail_fast=False)
+    assert spy.calls[-1] == ([ADD.program(fenced)], None, False)
+    scoring.submit([ADD], [BODY], executor=spy, reward="binary").result()  # fail_fast None: the reward decides
+    assert spy.calls[-1][1:] == (None, True)
+    assert scoring.submit([ADD], ["    return (\n"], executor=spy).result()[0].reward == -1.0  # paper, the default
+    assert scoring.program(ADD, tokened, special_tokens=["<my_end>"]) == ADD.program(BODY)
+    syntax_error = scoring.score([ADD, ADD], ["    return (\n", "    raise ValueError\n"], executor=spy)  # the default reward
+    assert [s.reward for s in syntax_error] == [-1.0, -0.6] and spy.calls[-1][2] is False
+
+
+def test_judge_applies_the_reward_to_verdicts_already_computed():
+    seen = []
+
+    def record(problem, completion, result):
+        seen.append((problem.task_id, completion, result))
+        return {"score": result.pass_ratio, "chars": len(completion)}
+
+    results = [ExecResult("failed", (True, False)), ExecResult("passed", (True, True))]
+    scores = scoring.judge([ADD, replace(ADD, task_id="t/add2")], ["a", "bcd"], results, reward=record)
+    assert seen == [("t/add", "a", results[0]), ("t/add2", "bcd", results[1])]
+    assert [(s.reward, s.result, s.info) for s in scores] == [(0.5, results[0], {"chars": 1.0}), (1.0, results[1], {"chars": 3.0})]
+    assert [s.reward for s in scoring.judge([ADD, ADD], ["", ""], [ExecResult("syntax_error", ()), results[0]])] == [-1.0, 0.5]  # paper
+    with pytest.raises(ValueError, match="unknown reward 'nope'"):
+        scoring.judge([], [], [], "nope")
+
+
+def test_clean_and_after_prompt_edge_cases():
+    assert scoring.clean("ab", ["b", "ab"]) == ""  # the longest token first: "ab" is one token, not "a" + "b"
+    assert scoring.clean("a<|x|>b", [""]) == "ab"
+    # the prompt found at the very start, though not as an exact prefix (leading whitespace, special tokens)
+    assert scoring.after_prompt("  def f():\nX", "def f():") == "\nX"
+    assert scoring.after_prompt("P\nA P\nB", " P") == "\nA P\nB"  # the first occurrence
+    assert scoring.after_prompt("def<my> f():\nX", "def f():", ["<my>"]) == "\nX"  # special tokens of the text
+    assert scoring.after_prompt("def f():\nX", "def f():<my>", ["<my>"]) == "\nX"  # and of the prompt
+    assert scoring.after_prompt("def f():\nX", "def f():<my>") is None
+
+
+def test_program_rules_for_blocks_prompts_and_lines():
+    usage = "```\nprint(add(1, 2))\n```"
+    for tag in ("Python", "py", "python3"):  # no block defines the entry point: the last python-tagged one wins
+        assert scoring.program(ADD, f"```{tag}\n{BODY}```\nthen\n{usage}") == ADD.program(BODY), tag
+    assert scoring.program(ADD, f"```\n{BODY}```") == ADD.program(BODY)  # untagged, the only block
+    # the block that defines the entry point wins over a later python-tagged usage example
+    assert scoring.program(ADD, f"```\n{WHOLE}```\nUsage:\n```python\nprint(add(1, 2))\n```") == "import math\n\n" + WHOLE + "\nHELPER = 1\n"
+    with pytest.raises(ValueError, match="choose one of auto, body"):
+        scoring.program(ADD, BODY, mode="chat")
+
+    def lines(program):
+        return [line for line in program.splitlines() if line.strip()]
+
+    # the prompt shown in a block, the body after the block
+    assert lines(scoring.program(ADD, f"```python\n{ADD.prompt}```\n{BODY}")) == lines(ADD.program(BODY))
+    # special tokens in the problem's prompt are removed before the prompt is looked for in the answer
+    tokened = replace(ADD, prompt=ADD.prompt.replace("a + b.", "a + b.<sep>"))
+    assert scoring.program(tokened, ADD.prompt + BODY + "\nprint(add(", special_tokens=["<sep>"]) == tokened.program(BODY)
+    # code at the start of a line that is not a whole program runs as written (here: a syntax error)
+    assert scoring.program(ADD, "return a + b\n") == ADD.program("return a + b\n")
+    assert scoring.program(ADD, "\nreturn a + b") == ADD.program("\nreturn a + b")  # after a newline, too
+    # a whole function followed by two top-level lines that do not parse: cut after the function
+    assert scoring.program(ADD, WHOLE + "x = (\ny = 1\n") == "import math\n\n" + WHOLE + "\nHELPER = 1\n"
+    # a body after a prompt that does not end its line is cut by the sampler's rule
+    open_line = replace(ADD, prompt=ADD.prompt.rstrip())
+    assert scoring.program(open_line, "\n" + BODY + "\ndef helper(") == open_line.program("\n" + BODY.rstrip() + "\n")
+    mid_line = replace(ADD, prompt=ADD.prompt + "    return a ")  # the completion goes on with the prompt's last line
+    assert scoring.program(mid_line, "+ b\n\nprint(1)\n") == mid_line.program("+ b\n")
