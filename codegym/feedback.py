@@ -175,7 +175,7 @@ def shown_prompt(problem: Problem, k: int | None = None) -> str:
             out.append(line)
             continue
         stripped = line.rstrip()
-        if stripped.endswith(('"""', "'''")) and stripped.strip() not in ('"""', "'''"):  # it also closed the docstring
+        if stripped.endswith(('"""', "'''")):  # it also closed the docstring (alone on its line or after the output)
             out.append(line[: len(line) - len(line.lstrip())] + stripped[-3:] + "\n")
     return "".join(out)
 

@@ -93,6 +93,27 @@ def test_examples_are_the_prompts_tests(mbpp):
     assert fb.visible_tests(p, 1) == p.tests[:1] and fb.hidden_tests(p, 1) == p.tests[1:]
 
 
+@pytest.mark.parametrize("source", ["humaneval", "mbpp"])
+def test_prompts_with_hidden_examples_removed_still_parse(source):
+    """Removing a hidden example keeps the docstring's closing quotes, also when they stand alone on the line
+    after the example's output (HumanEval/1, /2, /6, ... lost them, and the prompt no longer parsed)."""
+    from codegym import problems
+
+    broken = [(p.task_id, k) for p in problems.load(source) for k in range(4)
+              if not _parses(fb.shown_prompt(p, k) + "    pass\n")]
+    assert broken == []
+    he1 = problems.load("humaneval")[1]
+    assert fb.shown_prompt(he1, 0).endswith('    Ignore any spaces in the input string.\n    """\n')
+
+
+def _parses(source: str) -> bool:
+    try:
+        ast.parse(source)
+    except SyntaxError:
+        return False
+    return True
+
+
 def test_feedback_forms_and_bounds(executor):
     bodies = ["    return a - b\n", "    return a +\n", "    raise ValueError('bad')\n", "    while True:\n        pass\n"]
     first = fb.check([ADD] * 4, bodies, executor=executor, timeout=1.0)
