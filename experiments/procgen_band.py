@@ -27,6 +27,7 @@ import argparse
 import datetime
 import json
 import os
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,22 +65,25 @@ def measure(policy: str, *, splits: Sequence[str] = PASS1_SPLITS, k_splits: Sequ
     model = model if model is not None else load_policy(policy)
     line: dict = {}
     started = time.time()
-    with Executor() as executor:
+    with Executor() as executor, tempfile.TemporaryDirectory() as cache:  # the cache of +band/+generated-tests specs in `others`
+
+        def rates(spec: str, n: int, seed: int) -> list[float]:
+            """Each problem's pass rate over ``n`` samples (the same sampling as `codegym band`)."""
+            chosen, _ = resolve([spec], cache_dir=Path(cache), executor=executor)
+            return pass_rates(chosen, BandConfig(policy=policy, samples=n, seed=seed), policy=model, executor=executor, progress=progress)
+
         for split in splits:
-            chosen, _ = resolve([f"procgen:{split}@{problems}"], cache_dir=Path("."), executor=executor)
-            rates = pass_rates(chosen, BandConfig(policy=policy, samples=samples, seed=seed), policy=model, executor=executor, progress=progress)
-            line[f"{split}_pass1"] = round(sum(rates) / len(rates), 4)
-            line[f"{split}_pass1_problems"] = len(rates)
-            line[f"{split}_solved_once"] = sum(r > 0 for r in rates)
+            r = rates(f"procgen:{split}@{problems}", samples, seed)
+            line[f"{split}_pass1"] = round(sum(r) / len(r), 4)
+            line[f"{split}_pass1_problems"] = len(r)
+            line[f"{split}_solved_once"] = sum(x > 0 for x in r)
         for split in k_splits:
-            chosen, _ = resolve([f"procgen:{split}@{k_problems}"], cache_dir=Path("."), executor=executor)
-            rates = pass_rates(chosen, BandConfig(policy=policy, samples=k, seed=seed + 1), policy=model, executor=executor, progress=progress)
-            line[f"{split}_pass{k}"] = round(sum(r > 0 for r in rates) / len(rates), 4)
-            line[f"{split}_pass{k}_problems"] = len(rates)
+            r = rates(f"procgen:{split}@{k_problems}", k, seed + 1)
+            line[f"{split}_pass{k}"] = round(sum(x > 0 for x in r) / len(r), 4)  # with n = k samples, pass@k is the share solved at least once
+            line[f"{split}_pass{k}_problems"] = len(r)
         for spec in others:
-            chosen, _ = resolve([spec], cache_dir=Path("."), executor=executor)
-            rates = pass_rates(chosen, BandConfig(policy=policy, samples=samples, seed=seed), policy=model, executor=executor, progress=progress)
-            line[f"{spec} pass@1"] = round(sum(rates) / len(rates), 4)
+            r = rates(spec, samples, seed)
+            line[f"{spec} pass@1"] = round(sum(r) / len(r), 4)
     line.update(policy=policy, policy_digest=policy_digest(policy)[:16], samples=samples, k=k, temperature=0.8, max_new_tokens=64,
                 wall_s=round(time.time() - started, 1), date=datetime.date.today().isoformat(),
                 load=" ".join(f"{x:.2f}" for x in os.getloadavg()))  # fmt: skip
