@@ -119,6 +119,14 @@ class EndsAtTruncation(gym.Wrapper):
         return obs, reward, terminated or truncated, False, info
 
 
+def _log_in_memory(model: Any) -> None:
+    """Give ``model`` a logger that keeps its values in memory (``fit`` reads them) and writes nothing:
+    SB3's default one makes an empty folder in the temporary directory at every ``learn``, hundreds a run."""
+    from stable_baselines3.common.logger import Logger
+
+    model.set_logger(Logger(folder=None, output_formats=[]))
+
+
 class PPOSB3(Agent):
     """SB3 PPO on the token-level environment (see the module docstring)."""
 
@@ -202,6 +210,7 @@ class PPOSB3(Agent):
                 vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm, seed=cfg.seed, device=self.device, verbose=0,
                 policy_kwargs=self.policy_kwargs(cfg, self.lm) if lm else None,
             )
+            _log_in_memory(self.model)
             if lm:  # SB3 pickles policy_kwargs into its zip: name the LM there instead of embedding the module
                 self.model.policy_kwargs = self.policy_kwargs(cfg, self.model.policy.lm_source)
         elif self._env_for is None or self._env_for[0] != env_for[0] or self._env_for[1] is not env_for[1]:
@@ -301,6 +310,7 @@ class PPOSB3(Agent):
             config = dataclasses.replace(config, sb3_policy="mlp")
         custom = {"policy_kwargs": cls.policy_kwargs(config, str(directory / "policy"))} if config.sb3_policy == "lm" else {}
         model = PPO.load(directory / "sb3_ppo.zip", device=device, custom_objects=custom)  # the LM policy rebuilt around the saved LM
+        _log_in_memory(model)
         reference = None
         if config.sb3_policy == "lm" and (directory / "reference").is_dir():
             from transformers import AutoModelForCausalLM

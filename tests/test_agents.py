@@ -284,7 +284,11 @@ def test_lm_baselines_raise_toy_pass_rate(toy, executor, in_tmp, name):
     assert toy_pass_rate(agent, executor) > before + 0.15
 
 
-def test_ppo_sb3_kl_reference_checkpoint_and_continued_episodes(toy, executor, in_tmp):
+def test_ppo_sb3_kl_reference_checkpoint_and_continued_episodes(toy, executor, in_tmp, monkeypatch):
+    import tempfile
+
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(in_tmp))  # where SB3's default logger would make its folders
     agent = agents.make("ppo_sb3", policy=copy.deepcopy(toy), preset="tiny", max_new_tokens=8, kl_coef=0.1, **{**SB3_TOY, "lr": 3e-3})
     initial = {k: v.clone() for k, v in agent.lm.state_dict().items()}
     history = agent.fit(toy_problems(2), 2, executor=executor, checkpoint_dir=in_tmp / "ck")
@@ -299,6 +303,7 @@ def test_ppo_sb3_kl_reference_checkpoint_and_continued_episodes(toy, executor, i
     assert any(not torch.equal(loaded.lm.state_dict()[k], v) for k, v in initial.items())
     loaded.fit(toy_problems(1), 1, executor=executor)  # other problems: a new env
     assert loaded.steps_done == 3
+    assert not list(in_tmp.glob("SB3-*"))  # no logger folder per learn(), neither trained nor loaded
 
 
 # -- rft: rejection-sampling fine-tuning ------------------------------------------------------
