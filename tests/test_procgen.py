@@ -77,6 +77,8 @@ def test_interpreter_matches_python():
     namespace: dict = {}
     exec("from itertools import accumulate\ndef solve(xs):\n" + body, namespace)  # our own generated code, not untrusted
     assert namespace["solve"]([3, 2, 5, 7]) == [3, -2]
+    # One step in the shape of a longer program, so the new operation is seen written as an assignment.
+    assert dsl.python_body([Step("Scanl1", "max")]) == "    result = list(accumulate(xs, max))\n    return result\n"
 
 
 def test_references_pass_in_the_sandbox(data, executor):

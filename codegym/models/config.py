@@ -3,7 +3,7 @@
 ``default`` is the shipped model: GPT-2 shape, 4 layers × 256 wide, 8k vocabulary, 384-token
 context (≈5.3M parameters, ≈21 MB in float32), trained for 2,000 steps of 8 × 384 tokens (6.1M tokens),
 half of the functions drawn from the exercises (synthetic and the training split's templates): ≈1.05 s
-per step on 2 idle CPU cores, so ≈36 minutes; then ``procgen``, a 1,000-step warm start of it on
+per step on 2 idle CPU cores, so ≈36 minutes; then ``procgen``, a 1,500-step warm start of it on
 procgen training programs (the shipped weights are the result of both). ``tiny`` is for tests;
 ``small`` and ``base`` are for a GPU.
 """
@@ -72,10 +72,10 @@ PRESETS: dict[str, PretrainConfig] = {
     "tiny": PretrainConfig(vocab_size=512, n_layer=1, n_head=2, d_model=32, context=64, tokenizer_functions=2000,
                            steps=4, batch_size=2, warmup_steps=1, eval_every=2, eval_functions=4, checkpoint_every=2),
     "default": PretrainConfig(),
-    # The warm start of the shipped model for procgen (issue 23): `default`'s weights (--init), 1,000 steps
+    # The warm start of the shipped model for procgen (issue 23): `default`'s weights (--init), 1,500 steps
     # on a mixture of 70% procgen training programs, 15% exercises and 15% real code
     # (codegym/models/pretrain.py; its length chosen on procgen:validation, experiments/RESULTS.md).
-    "procgen": PretrainConfig(steps=1000, learning_rate=1e-3, warmup_steps=50, min_lr_ratio=0.1, synthetic_fraction=0.15,
+    "procgen": PretrainConfig(steps=1500, learning_rate=1e-3, warmup_steps=50, min_lr_ratio=0.1, synthetic_fraction=0.15,
                               procgen_fraction=0.7, eval_every=250, checkpoint_every=250),
     "small": PretrainConfig(vocab_size=16384, n_layer=8, n_head=8, d_model=512, context=512, steps=20000,
                             batch_size=32, learning_rate=6e-4, warmup_steps=500, eval_every=1000, checkpoint_every=1000),

@@ -2,7 +2,7 @@
 
 Recipe of the shipped model (``codegym/models/default/``), on 2 CPU cores: a base run on the offline
 corpus (≈ 2 minutes + ≈ 40 minutes), then a warm start of it on a mixture in which procgen training
-programs are 70% of the functions drawn (issue 23; ≈ 15 minutes):
+programs are 70% of the functions drawn (issue 23; ≈ 18 minutes):
 
     codegym build-corpus --procgen 60000 --output /tmp/policy_work/corpus.jsonl
     codegym pretrain --corpus /tmp/policy_work/corpus.jsonl --output /tmp/policy_work/run --preset default
@@ -13,9 +13,9 @@ The ``default`` preset draws no procgen program and trains its tokenizer without
 the same with or without ``--procgen``; the warm start keeps that tokenizer. The procgen programs come
 from training levels far above those of ``procgen:train`` (`codegym.models.corpus.PROCGEN_FIRST_LEVEL`),
 and no held-out procgen function can enter (the generator excludes them; the contamination check's
-functional test finds 0 on every held-out split). The ``procgen`` preset's length (1,000 steps) was
+functional test finds 0 on every held-out split). The ``procgen`` preset's length (1,500 steps) was
 chosen on ``procgen:validation`` alone: 2,000 steps gave validation pass@1 0.70, above the 0.60 that
-leaves RL headroom; 1,000 give 0.22 (``experiments/RESULTS.md``). ``--init default`` warm-starts from
+leaves RL headroom; 1,000 gave 0.22 and 1,500 give 0.50 (``experiments/RESULTS.md``). ``--init default`` warm-starts from
 the shipped weights instead (which already had this warm start).
 
 Each training function becomes ``<bos>`` + its source (signature, docstring, body) + ``<eof>``, the

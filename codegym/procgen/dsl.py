@@ -215,7 +215,17 @@ def _expression(step: Step, v: str) -> str:
 
 
 def python_body(steps: Sequence[Step], var: str = "result") -> str:
-    """The function body (4-space indented lines): one assignment to ``var`` per step, then ``return``."""
+    """The function body (4-space indented lines): one assignment to ``var`` per step, the last step
+    in the ``return``; a one-step program is written in the same shape (``var = step(xs)``, then
+    ``return var``).
+
+    Why the one-step shape: training shows the new operation (`codegym.procgen.splits.NEW_OP`) only
+    in one-step programs, and a policy that only ever saw it as ``return list(accumulate(xs))``
+    never writes it as an assignment, the line it takes inside a longer program (the policy shipped
+    on 2026-12-05 morning never wrote ``accumulate`` in its ``new_op`` samples, experiments/RESULTS.md).
+    """
+    if len(steps) == 1:
+        return f"    {var} = {_expression(steps[0], 'xs')}\n    return {var}\n"
     lines, source = [], "xs"
     for i, step in enumerate(steps):
         expr = _expression(step, source)
