@@ -221,8 +221,8 @@ def python_body(steps: Sequence[Step], var: str = "result") -> str:
 
     Why the one-step shape: training shows the new operation (`codegym.procgen.splits.NEW_OP`) only
     in one-step programs, and a policy that only ever saw it as ``return list(accumulate(xs))``
-    never writes it as an assignment, the line it takes inside a longer program (the policy shipped
-    on 2026-12-05 morning never wrote ``accumulate`` in its ``new_op`` samples, experiments/RESULTS.md).
+    seldom writes it as an assignment, the line it takes inside a longer program (with the earlier
+    rendering the policy solved ``new_op`` at pass@64 0.00; with this one 0.10, experiments/RESULTS.md).
     """
     if len(steps) == 1:
         return f"    {var} = {_expression(steps[0], 'xs')}\n    return {var}\n"
