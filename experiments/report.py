@@ -229,21 +229,28 @@ def differences(table: StudyTable, resamples: int = 2000) -> list[dict[str, Any]
     return out
 
 
-def _differences_to(table: StudyTable, base: str, labels: list[str], resamples: int) -> list[dict[str, Any]]:
+def _paired_difference(mine: dict[int, dict[str, float]], theirs: dict[int, dict[str, float]], resamples: int) -> dict[str, Any] | None:
+    """``mine`` − ``theirs`` (seed → task → value), paired over the seeds and problems both have, with a
+    bootstrap 95% interval: a diff row's numbers; None when they share no problem."""
     from codegym.experiments.bootstrap import paired_bootstrap
 
+    seeds = sorted(set(mine) & set(theirs))
+    tasks = sorted(set.intersection(*(set(mine[s]) & set(theirs[s]) for s in seeds))) if seeds else []
+    if not tasks:
+        return None
+    diff = paired_bootstrap([[mine[s][t] for s in seeds] for t in tasks], [[theirs[s][t] for s in seeds] for t in tasks], resamples=resamples)
+    return {"difference": diff.mean, "ci_low": diff.low, "ci_high": diff.high, "level": diff.level, "problems": diff.problems,
+            "seeds": diff.seeds, "excludes_zero": diff.excludes_zero}  # fmt: skip
+
+
+def _differences_to(table: StudyTable, base: str, labels: list[str], resamples: int) -> list[dict[str, Any]]:
     out = []
     for label in labels:
         for name in table.eval_sets:
-            mine, theirs = table.per_task[label][name], table.per_task[base][name]
-            seeds = sorted(set(mine) & set(theirs))
-            tasks = sorted(set.intersection(*(set(mine[s]) & set(theirs[s]) for s in seeds))) if seeds else []
-            if not tasks:
-                continue
-            diff = paired_bootstrap([[mine[s][t] for s in seeds] for t in tasks], [[theirs[s][t] for s in seeds] for t in tasks], resamples=resamples)
-            out.append({"study": table.study.name, "variant": label, "agent": table.agents[label], "baseline": table.agents[base], "eval_set": name,
-                        "column": f"{name} pass@1", "difference": diff.mean, "ci_low": diff.low, "ci_high": diff.high,
-                        "level": diff.level, "problems": diff.problems, "seeds": diff.seeds, "excludes_zero": diff.excludes_zero})  # fmt: skip
+            stats = _paired_difference(table.per_task[label][name], table.per_task[base][name], resamples)
+            if stats is not None:
+                out.append({"study": table.study.name, "variant": label, "agent": table.agents[label], "baseline": table.agents[base], "eval_set": name,
+                            "column": f"{name} pass@1", **stats})  # fmt: skip
     return out
 
 
@@ -276,8 +283,6 @@ def repair_differences(table: StudyTable, resamples: int = 2000) -> list[dict[st
       pass@1 after turn T, the turn-2+ gain (pass@1 turn T − turn 1), pass@1 of the first attempt, and its
       repair@T against the single-turn agent's resample@T (each side's best use of T programs).
     """
-    from codegym.experiments.bootstrap import paired_bootstrap
-
     turns = table.study.max_turns
     last, resample, gain, first = f"pass@1 turn {turns}", f"resample@{turns}", "turn 2+ gain", "pass@1 turn 1"
     pairs = [("repair vs resample", label, last, label, resample) for label in table.labels]
@@ -288,16 +293,10 @@ def repair_differences(table: StudyTable, resamples: int = 2000) -> list[dict[st
     out = []
     for question, label, column, base, base_column in pairs:
         for name in table.eval_sets:
-            mine, theirs = _repair_values(table, label, name, column), _repair_values(table, base, name, base_column)
-            seeds = sorted(set(mine) & set(theirs))
-            tasks = sorted(set.intersection(*(set(mine[s]) & set(theirs[s]) for s in seeds))) if seeds else []
-            if not tasks:
-                continue
-            diff = paired_bootstrap([[mine[s][t] for s in seeds] for t in tasks], [[theirs[s][t] for s in seeds] for t in tasks], resamples=resamples)
-            out.append({"study": table.study.name, "question": question, "variant": label, "agent": table.agents[label], "baseline": table.agents[base],
-                        "baseline_variant": base, "eval_set": name, "column": f"{name} {column}", "baseline_column": f"{name} {base_column}",
-                        "difference": diff.mean, "ci_low": diff.low, "ci_high": diff.high, "level": diff.level, "problems": diff.problems,
-                        "seeds": diff.seeds, "excludes_zero": diff.excludes_zero})  # fmt: skip
+            stats = _paired_difference(_repair_values(table, label, name, column), _repair_values(table, base, name, base_column), resamples)
+            if stats is not None:
+                out.append({"study": table.study.name, "question": question, "variant": label, "agent": table.agents[label], "baseline": table.agents[base],
+                            "baseline_variant": base, "eval_set": name, "column": f"{name} {column}", "baseline_column": f"{name} {base_column}", **stats})  # fmt: skip
     return out
 
 
