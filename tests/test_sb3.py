@@ -30,9 +30,9 @@ def vec_env(executor, tokenizer, n=2, **kwargs):
     return DummyVecEnv([lambda: Monitor(CodeSynthesisEnv(TOY, None, tokenizer, executor=executor, timeout=1.0, **kwargs)) for _ in range(n)])
 
 
-def collect(model, steps):
-    """One rollout of ``steps`` steps per env into the model's buffer (no update)."""
-    _, callback = model._setup_learn(steps * model.n_envs, callback=None)
+def collect(model, steps, callback=None):
+    """One rollout of ``steps`` steps per env into the model's buffer (no update), with SB3 ``callback``s."""
+    _, callback = model._setup_learn(steps * model.n_envs, callback=callback)
     callback.on_training_start(locals(), globals())
     assert model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=steps)
     return model.rollout_buffer
@@ -152,19 +152,14 @@ def test_kl_penalty_folds_the_kl_to_the_reference_into_the_rewards(tokenizer, ex
 
     model = PPO(LMPolicy, vec_env(executor, tokenizer, n=2), n_steps=24, batch_size=48, seed=0, device="cpu")
     same = KLPenalty(0.5)  # the reference is a copy of the policy's LM: the KL is 0
-    _, callback = model._setup_learn(48, callback=[same])
-    callback.on_training_start(locals(), globals())
-    assert model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=24)
+    collect(model, 24, [same])
     assert abs(same.mean_kl) < 1e-5
 
     reference = copy.deepcopy(model.policy.lm)
     with torch.no_grad():
         reference.transformer.ln_f.weight.mul_(0.5)  # a flatter reference
     env_rewards, penalty = Rewards(), KLPenalty(0.5, reference)
-    _, callback = model._setup_learn(48, callback=[env_rewards, penalty])
-    callback.on_training_start(locals(), globals())
-    assert model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=24)
-    buffer = model.rollout_buffer
+    buffer = collect(model, 24, [env_rewards, penalty])
     tokens, lengths = aligned({key: torch.as_tensor(value.reshape(48, -1)) for key, value in buffer.observations.items()})  # step-major
     actions = torch.as_tensor(buffer.actions.reshape(48)).long()
     with torch.no_grad():  # one observation per pass, independently of the callback's shared passes
