@@ -64,10 +64,17 @@ def run_comparison(
     studies: list[str] | None = None,
     model: str | None = None,
     workers: int | None = None,
+    jobs: int = 1,
+    threads: int = 1,
     command: str = "",
     console: Any = None,
 ) -> dict[str, Any]:
-    """Run (or resume) a comparison into ``out``; returns ``{"tables": [...], "report": path, ...}``."""
+    """Run (or resume) a comparison into ``out``; returns ``{"tables": [...], "report": path, ...}``.
+
+    ``jobs``: runs (and pass@k curves, repair evaluations) at once, each in a worker process with
+    ``threads`` torch threads and a sandbox of ``workers`` processes (default: the CPUs shared out
+    among the jobs); 1 runs everything in this process. Results do not depend on it.
+    """
     from dataclasses import replace
 
     from rich.console import Console
@@ -75,10 +82,11 @@ def run_comparison(
 
     from codegym.agents.registry import AGENTS
     from codegym.execution import Executor
-    from codegym.experiments.data import parse_spec, resolve
+    from codegym.experiments.data import parse_spec
+    from codegym.experiments.jobs import Call, Jobs, prepare
     from codegym.experiments.plan import load_preset, load_studies, plan, study_eval_sets
     from codegym.experiments.report import build_tables, write_outputs
-    from codegym.experiments.runner import RunContext, execute, passk_curve, repair_eval
+    from codegym.experiments.runner import RunContext
 
     console = console or Console(stderr=True)
     preset = load_preset(preset_name)
@@ -110,45 +118,33 @@ def run_comparison(
     started = time.perf_counter()
     notes: list[str] = []
     with Executor(workers=workers) as executor:
-        data_cache: dict[tuple[tuple[str, ...], int | None], list[Any]] = {}
-
-        def data(specs: tuple[str, ...], limit: int | None) -> list[Any]:
-            if (specs, limit) not in data_cache:
-                problems, dropped = resolve(specs, limit=limit, cache_dir=out / "data", executor=executor, band=preset.band_config())
-                notes.extend(n for n in dropped if n not in notes)
-                data_cache[specs, limit] = problems
-            return data_cache[specs, limit]
-
-        ctx = RunContext(
-            out=out,
-            executor=executor,
-            agent_preset=preset.agent_preset,
-            model=preset.model,
-            eval_n=int(preset.eval["n"]),
-            eval_ks=tuple(preset.eval["ks"]),
-            eval_temperature=float(preset.eval["temperature"]),
-            train_data=lambda specs: data(specs, preset.train_limit),
-            eval_data=lambda name: data(preset.eval_sets[name], None),
-            eval_specs=preset.eval_sets,
-        )
+        ctx = RunContext.for_preset(preset, out, executor, notes)
+        if jobs > 1:
+            prepare(ctx, runs)  # every +band cache on disk before the workers read it
         results: dict[str, dict[str, Any]] = {}
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
-            overall = bar.add_task(f"compare --preset {preset.name}", total=len(runs))
-            for run in runs:
-                bar.update(overall, description=f"{run.agent} seed {run.seed}")
-                results[run.id] = execute(run, ctx)
+        by_id = {run.id: run for run in runs}
+        worker_sandbox = workers or max(1, len(os.sched_getaffinity(0)) // jobs)
+        with Jobs(ctx, jobs, preset=preset, workers=worker_sandbox, threads=threads) as pool, \
+                Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+            overall = bar.add_task(f"compare --preset {preset.name}" + (f", {jobs} jobs" if jobs > 1 else ""), total=len(runs))
+            calls: list[Call] = [("execute", run, ()) for run in runs]
+
+            def running(i: int) -> None:
+                bar.update(overall, description=f"{calls[i][1].agent} seed {calls[i][1].seed}")
+
+            for i, result in pool.map(calls, started=running):
+                results[calls[i][1].id] = result
                 bar.advance(overall)
-            by_id = {run.id: run for run in runs}
             for name in preset.studies:  # studies scored by repair episodes instead of pass@k
                 study = all_studies[name]
                 if study.evaluate != "repair":
                     continue
                 size = preset.study_repair(name)
-                todo = [c for c in cells if c.study == name]
-                episodes = bar.add_task(f"{name}: repair episodes", total=len(todo))
-                for cell in todo:
-                    scored = repair_eval(by_id[cell.run_id], ctx, list(study_eval_sets(study, preset)), size["n"], study.max_turns, size["limit"])
-                    results[cell.run_id].setdefault("repair", {})[name] = scored
+                calls = [("repair_eval", by_id[c.run_id], (list(study_eval_sets(study, preset)), size["n"], study.max_turns, size["limit"]))
+                         for c in cells if c.study == name]  # fmt: skip
+                episodes = bar.add_task(f"{name}: repair episodes", total=len(calls))
+                for i, scored in pool.map(calls):
+                    results[calls[i][1].id].setdefault("repair", {})[name] = scored
                     bar.advance(episodes)
             for table in build_tables(preset, all_studies, cells, results):  # pass@k curves of clm and the best RL agent, where asked for
                 labels = [label for label in table.passk_labels() if label is not None] if table.passk_spec else []
@@ -156,9 +152,10 @@ def run_comparison(
                     continue
                 spec = table.passk_spec
                 todo = [(c, name) for c in cells if c.study == table.study.name and c.label in labels for name in spec["sets"]]
-                curves = bar.add_task(f"{table.study.name}: pass@k curves", total=len(todo))
-                for cell, name in todo:
-                    results[cell.run_id].setdefault("passk", {})[name] = passk_curve(by_id[cell.run_id], ctx, name, int(spec["n"]), spec.get("limit"))
+                calls = [("passk_curve", by_id[c.run_id], (name, int(spec["n"]), spec.get("limit"))) for c, name in todo]
+                curves = bar.add_task(f"{table.study.name}: pass@k curves", total=len(calls))
+                for i, curve in pool.map(calls):
+                    results[calls[i][1].id].setdefault("passk", {})[calls[i][2][0]] = curve
                     bar.advance(curves)
     header = _header(preset, command, runs, results, time.perf_counter() - started)
     tables = build_tables(preset, all_studies, cells, results)
@@ -214,7 +211,8 @@ def compare(
     model: Optional[str] = typer.Option(None, "--model", help="Initial policy: 'default' (shipped), a model directory or a hub name."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: runs/compare-PRESET). Rerun with the same one to resume."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Sandbox workers (default: one per CPU)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: half the CPUs, so the sandbox keeps the rest)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads per job (default: half the CPUs over --jobs, at least 1, so the sandbox keeps the rest)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Runs trained and evaluated at once, each in its own process (2 on 2 cores halves the wall clock of standard). Results do not depend on it."),
 ) -> None:
     """Train agents on the same data with the same sample budget, evaluate pass@k, write tables, plots and report.md."""
     import torch
@@ -229,7 +227,8 @@ def compare(
 
     hf_logging.disable_progress_bar()  # one bar per weight load and save would bury ours
     console = Console(stderr=True)
-    torch.set_num_threads(threads or max(1, len(os.sched_getaffinity(0)) // 2))
+    torch_threads = threads or max(1, len(os.sched_getaffinity(0)) // 2 // jobs)
+    torch.set_num_threads(torch_threads)
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()] if seeds else None
     except ValueError:
@@ -237,11 +236,11 @@ def compare(
     name = Path(preset).stem if preset.endswith((".yaml", ".yml")) else preset
     target = out or Path("runs") / f"compare-{name}"
     given = {"--preset": preset, "--agents": ",".join(_split(agents) or []), "--problems": ",".join(_split(problems) or []), "--seeds": seeds,
-             "--studies": ",".join(_split(studies) or []), "--model": model, "--out": str(target), "--workers": workers, "--threads": threads}  # fmt: skip
+             "--studies": ",".join(_split(studies) or []), "--model": model, "--out": str(target), "--workers": workers, "--threads": threads, "--jobs": jobs if jobs > 1 else None}  # fmt: skip
     command = "codegym compare " + " ".join(f"{k} {shlex.quote(str(v))}" for k, v in given.items() if v not in (None, ""))
     try:
         outcome = run_comparison(preset, target, agents=_split(agents), train=_split(problems), seeds=seed_list,
-                                 studies=_split(studies), model=model, workers=workers, command=command, console=console)  # fmt: skip
+                                 studies=_split(studies), model=model, workers=workers, jobs=jobs, threads=torch_threads, command=command, console=console)  # fmt: skip
     except (ValueError, PolicyLoadError) as exc:
         raise typer.BadParameter(str(exc)) from None
     except TrainingDiverged as exc:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,6 +58,35 @@ class RunContext:
     eval_data: Callable[[str], list[Problem]]
     eval_specs: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
+    @classmethod
+    def for_preset(cls, preset: Any, out: Path, executor: Executor, notes: list[str]) -> RunContext:
+        """The context of a comparison at ``preset``'s scale writing to ``out``: data sets resolved
+        once per process and cached (the ``+band`` ones also on disk under ``OUT/data``); what
+        resolving drops is added to ``notes``."""
+        from codegym.experiments.data import resolve
+
+        cache: dict[tuple[tuple[str, ...], int | None], list[Problem]] = {}
+
+        def data(specs: tuple[str, ...], limit: int | None) -> list[Problem]:
+            if (specs, limit) not in cache:
+                problems, dropped = resolve(specs, limit=limit, cache_dir=out / "data", executor=executor, band=preset.band_config())
+                notes.extend(n for n in dropped if n not in notes)
+                cache[specs, limit] = problems
+            return cache[specs, limit]
+
+        return cls(
+            out=out,
+            executor=executor,
+            agent_preset=preset.agent_preset,
+            model=preset.model,
+            eval_n=int(preset.eval["n"]),
+            eval_ks=tuple(preset.eval["ks"]),
+            eval_temperature=float(preset.eval["temperature"]),
+            train_data=lambda specs: data(specs, preset.train_limit),
+            eval_data=lambda name: data(preset.eval_sets[name], None),
+            eval_specs=preset.eval_sets,
+        )
+
     def eval_spec(self, name: str) -> dict[str, Any]:
         """What an evaluation on set ``name`` depends on: a saved one with another spec is redone."""
         return {"data": list(self.eval_specs[name]), "n": self.eval_n, "ks": list(self.eval_ks), "temperature": self.eval_temperature}
@@ -67,7 +97,7 @@ def _read_json(path: Path) -> Any:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # parallel jobs may write the shared initial curve point at once
     tmp.write_text(json.dumps(data, indent=2))
     tmp.replace(path)
 

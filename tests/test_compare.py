@@ -354,6 +354,24 @@ def test_smoke_comparison_writes_every_table_and_plot(in_tmp):
     assert {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/eval/*.json")} == stamps
 
 
+def test_parallel_jobs_give_the_same_results_as_one_process(in_tmp):
+    """--jobs 2 trains, evaluates, scores repair episodes and draws pass@k curves in two worker
+    processes; every table is the one a single process writes."""
+    args = ["compare", "--preset", "smoke", "--studies", "procgen,repair", "--agents", "clm,grpo", "--threads", "1"]
+    tables = {}
+    for jobs in ("1", "2"):
+        out = in_tmp / f"jobs{jobs}"
+        result = runner.invoke(app, [*args, "--out", str(out), "--jobs", jobs])
+        assert result.exit_code == 0, result.output
+        tables[jobs] = {study: [{k: r[k] for k in ("variant", "column", "values")} for r in json.loads((out / f"table_{study}.json").read_text())["rows"]
+                                if not r["column"].endswith(" s")]  # wall-clock seconds differ
+                        for study in ("procgen", "repair")}  # fmt: skip
+    assert tables["2"] == tables["1"] and tables["1"]["procgen"] and tables["1"]["repair"]
+    assert "--jobs 2" in (in_tmp / "jobs2" / "report.md").read_text()
+    passk = json.loads((in_tmp / "jobs2" / "passk_curves_procgen.json").read_text())
+    assert [s["eval_set"] for s in passk["sets"]] == ["procgen:none", "procgen:length"]
+
+
 def test_interrupted_training_resumes_from_its_checkpoint(in_tmp, executor):
     from codegym.experiments.plan import Run
     from codegym.experiments.runner import RunContext, execute
