@@ -155,7 +155,8 @@ def run_comparison(
                 calls = [("passk_curve", by_id[c.run_id], (name, int(spec["n"]), spec.get("limit"))) for c, name in todo]
                 curves = bar.add_task(f"{table.study.name}: pass@k curves", total=len(calls))
                 for i, curve in pool.map(calls):
-                    results[calls[i][1].id].setdefault("passk", {})[calls[i][2][0]] = curve
+                    cell, name = todo[i]
+                    results[cell.run_id].setdefault("passk", {})[name] = curve
                     bar.advance(curves)
     header = _header(preset, command, runs, results, time.perf_counter() - started)
     tables = build_tables(preset, all_studies, cells, results)
