@@ -4,7 +4,7 @@ Answers the questions of PAPER.md (one table each, see ``experiments/studies.yam
 a preset (``experiments/presets/``): ``smoke`` (CI), ``quick`` (the README's first command, minutes),
 ``standard`` (the procgen study, 3 seeds, hours on 2 CPU cores), ``tune`` (learning-rate sweeps on
 validation problems) and ``paper`` (a GPU and a real code model, ``--model``). Results go to ``--out``: per-study tables (Markdown, CSV, JSON), plots (PNG + data),
-``report.md``, and ``runs/`` with every run's checkpoint, log and evaluation. Rerunning the same
+``report.md`` (and ``report_STUDY.md`` per study), and ``runs/`` with every run's checkpoint, log and evaluation. Rerunning the same
 command resumes: finished runs and evaluations are read back, an interrupted run continues from its
 last checkpoint.
 """

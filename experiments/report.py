@@ -551,10 +551,13 @@ def _plots(table: StudyTable, out: Path) -> list[str]:
 
 
 def write_outputs(tables: list[StudyTable], out: Path, header: str, notes: list[str]) -> Path:
-    """Every table and plot file, and ``report.md`` (``header``: the command, versions and machine)."""
+    """Every table and plot file, ``report.md`` of this invocation's studies (``header``: the command,
+    versions and machine) and ``report_STUDY.md`` of each study alone, which a later invocation with
+    other studies in the same ``out`` leaves in place."""
     sections = [header]
     if notes:
         sections.append("## Notes\n\n" + "\n".join(f"- {n}" for n in notes))
+    preamble = list(sections)
     for table in tables:
         name = table.study.name
         (out / f"table_{name}.md").write_text(f"### {table.study.title}\n\n{table.markdown()}\n")
@@ -584,6 +587,7 @@ def write_outputs(tables: list[StudyTable], out: Path, header: str, notes: list[
         marked = [s for s in table.eval_sets if s in IN_DISTRIBUTION]
         text += "".join(f"\n\n`{s}` is in-distribution: {IN_DISTRIBUTION[s]}." for s in marked)
         sections.append(f"## {table.study.title}\n\n{text}\n\n" + "\n".join(f"![{i}]({i})" for i in images))
+        (out / f"report_{name}.md").write_text("\n\n".join([*preamble, sections[-1]]) + "\n")
     report = out / "report.md"
     report.write_text("\n\n".join(sections) + "\n")
     return report
